@@ -1,0 +1,3 @@
+"""`biggan` commands: data."""
+
+from biggan.cli.common import main  # noqa: F401

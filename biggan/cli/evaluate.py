@@ -1,0 +1,3 @@
+"""`biggan` commands: evaluate."""
+
+from biggan.cli.common import main  # noqa: F401

@@ -1,0 +1,3 @@
+"""`biggan` commands: model."""
+
+from biggan.cli.common import main  # noqa: F401
