@@ -1,0 +1,173 @@
+"""Training signals: JSON-lines stats, gradient norms, progress lines, collapse detection.
+
+Section 4 of the paper watches D's loss and the top singular values of every layer (Figure 3,
+Appendix F) and stops "just after collapse", reporting the checkpoint saved just before.
+`CollapseDetector` turns that into a rule over the logged intervals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from biggan.config import CollapseConfig
+
+
+def grad_norm(module: nn.Module) -> float:
+    """L2 norm of all gradients of `module` (NaN/Inf propagate, so the collapse rule sees them)."""
+    norms = [p.grad.detach().float().norm() for p in module.parameters() if p.grad is not None]
+    if not norms:
+        return 0.0
+    return float(torch.stack(norms).norm())
+
+
+def flatten_singular_values(prefix: str, values: dict[str, list[float]]) -> dict[str, float]:
+    """{"sv/G/blocks.0.conv1/0": s0, ...}: scalar metrics Ray and dashboards can plot."""
+    flat = {}
+    for layer, svs in values.items():
+        for index, value in enumerate(svs):
+            flat[f"sv/{prefix}/{layer}/{index}"] = float(value)
+    return flat
+
+
+def top_singular_values(values: dict[str, list[float]]) -> dict[str, float]:
+    """Layer name -> its largest singular value (the one whose explosion marks collapse)."""
+    return {layer: float(svs[0]) for layer, svs in values.items() if svs}
+
+
+class StatsWriter:
+    """Appends one JSON object per line to RUN_DIR/stats.jsonl (rank 0 only)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict[str, Any]) -> None:
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(_json_safe(record)) + "\n")
+            handle.flush()
+
+
+def read_stats(path: Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def truncate_stats(path: Path, after_iteration: int) -> None:
+    """Drop records past `after_iteration` (a resumed run re-logs them; no duplicates)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("iteration", 0) <= after_iteration]
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    tmp.replace(path)
+
+
+def progress_line(iteration: int, total: int, metrics: dict[str, float], images_per_s: float,
+                  seconds_per_iteration: float) -> str:
+    """One human line: iteration, losses, throughput, ETA."""
+    eta = max(total - iteration, 0) * seconds_per_iteration
+    return (f"[{iteration}/{total}] D {metrics.get('loss/D', float('nan')):.4f} "
+            f"(real {metrics.get('loss/D_real', float('nan')):.4f}, fake {metrics.get('loss/D_fake', float('nan')):.4f}) "
+            f"G {metrics.get('loss/G', float('nan')):.4f} | {images_per_s:.1f} img/s | ETA {_duration(eta)}")
+
+
+@dataclass
+class CollapseVerdict:
+    collapsed: bool  # the rule fired (patience reached or a non-finite value)
+    tripped: bool  # this interval alone tripped the rule
+    first_iteration: int | None  # first iteration of the tripping streak
+    reason: str
+
+
+@dataclass
+class CollapseDetector:
+    """Configurable collapse rule over logged intervals (Section 4).
+
+    An interval trips when D's loss exceeds `d_loss_jump` x its running median, or some
+    layer's top singular value exceeds `sv_explosion` x that layer's running median. The rule
+    fires after `patience` consecutive tripping intervals (one-off spikes are common and
+    harmless), and immediately on NaN/Inf. The running medians cover the last `window`
+    healthy intervals and only arm after `warmup` of them (early training moves fast).
+    Tripping values are not added to the medians, so a collapse cannot raise its own bar.
+    """
+
+    config: CollapseConfig
+    _d_losses: deque = field(init=False)
+    _svs: dict[str, deque] = field(init=False, default_factory=dict)
+    _streak: int = field(init=False, default=0)
+    _streak_start: int | None = field(init=False, default=None)
+    _seen: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self._d_losses = deque(maxlen=self.config.window)
+
+    def update(self, iteration: int, d_loss: float, top_svs: dict[str, float],
+               extra_values: Iterable[float] = ()) -> CollapseVerdict:
+        if not self.config.enabled:
+            return CollapseVerdict(False, False, None, "")
+        values = [d_loss, *top_svs.values(), *extra_values]
+        if any(not math.isfinite(v) for v in values):
+            return CollapseVerdict(True, True, iteration, f"non-finite value at iteration {iteration}")
+        reasons = []
+        armed = self._seen >= self.config.warmup and len(self._d_losses) >= 2
+        if armed:
+            median = statistics.median(self._d_losses)
+            if median > 0 and d_loss > self.config.d_loss_jump * median:
+                reasons.append(f"D loss {d_loss:.4g} > {self.config.d_loss_jump} x running median {median:.4g}")
+            for layer, value in top_svs.items():
+                history = self._svs.get(layer)
+                if history and len(history) >= 2:
+                    sv_median = statistics.median(history)
+                    if sv_median > 0 and value > self.config.sv_explosion * sv_median:
+                        reasons.append(f"top SV of {layer} {value:.4g} > {self.config.sv_explosion} x running median {sv_median:.4g}")
+        self._seen += 1
+        if reasons:
+            if self._streak == 0:
+                self._streak_start = iteration
+            self._streak += 1
+            collapsed = self._streak >= self.config.patience
+            return CollapseVerdict(collapsed, True, self._streak_start, "; ".join(reasons))
+        self._streak, self._streak_start = 0, None
+        self._d_losses.append(d_loss)
+        for layer, value in top_svs.items():
+            self._svs.setdefault(layer, deque(maxlen=self.config.window)).append(value)
+        return CollapseVerdict(False, False, None, "")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"d_losses": list(self._d_losses), "svs": {k: list(v) for k, v in self._svs.items()},
+                "streak": self._streak, "streak_start": self._streak_start, "seen": self._seen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._d_losses = deque(state["d_losses"], maxlen=self.config.window)
+        self._svs = {k: deque(v, maxlen=self.config.window) for k, v in state["svs"].items()}
+        self._streak, self._streak_start, self._seen = state["streak"], state["streak_start"], state["seen"]
+
+
+def _duration(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m{seconds % 60:02d}s"
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
