@@ -1,0 +1,101 @@
+"""Feature extractors registered with torch-fidelity, named so their caches never mix.
+
+torch-fidelity keys its feature/statistics cache by the extractor's registered name. Two
+classifiers trained on different shard sets (or two Inception weight files) must therefore
+be registered under different names: we append the first 12 hex digits of the weights
+file's sha256 to the name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import Tensor
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+from torch_fidelity.helpers import vassert
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+from biggan.eval.classifier import file_sha256, load_classifier
+
+DATASET_CLASSIFIER_PREFIX = "dataset-classifier"
+INCEPTION = "inception-v3-compat"
+
+
+class DatasetClassifierExtractor(FeatureExtractorBase):
+    """torch-fidelity view of a `DatasetClassifier`: "features" for FID/KID/PR, "logits" for IS.
+
+    torch-fidelity builds extractors as `cls(name, features_list, **all_its_kwargs)`; the
+    classifier file arrives as `feature_extractor_weights_path`, like Inception's weights.
+    """
+
+    def __init__(
+        self,
+        name: str,  # registered name (carries the weights hash)
+        features_list: list[str],  # subset of get_provided_features_list()
+        feature_extractor_weights_path: str | None = None,  # classifier.pt written by train_classifier
+        **_torch_fidelity_kwargs,  # the rest of calculate_metrics' kwargs, unused here
+    ):
+        super().__init__(name, features_list)
+        vassert(feature_extractor_weights_path is not None,
+                "the dataset classifier needs feature_extractor_weights_path (its classifier.pt)")
+        self.model = load_classifier(Path(feature_extractor_weights_path))
+        self.requires_grad_(False)
+        self.eval()
+
+    @staticmethod
+    def get_provided_features_list() -> tuple[str, ...]:
+        return ("features", "logits")
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric: str) -> str:
+        # IS softmaxes the "isc" layer itself, so it must get logits (torch-fidelity metric_isc).
+        return {"isc": "logits", "fid": "features", "kid": "features", "prc": "features"}[metric]
+
+    @staticmethod
+    def can_be_compiled() -> bool:
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile():
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        vassert(x.dim() == 4 and x.shape[1] == 3, f"Input is not Bx3xHxW: {tuple(x.shape)}")
+        feats, logits = self.model(x)
+        out = {"features": feats.float(), "logits": logits.float()}
+        return tuple(out[name] for name in self.features_list)
+
+
+@dataclass(frozen=True)
+class Extractor:
+    """What calculate_metrics needs to use one extractor: its registered name and weights file."""
+
+    name: str  # torch-fidelity registry name, unique per weights file
+    weights_path: Path | None  # None only for the official (downloaded) Inception weights
+
+
+def _register(name: str, cls: type) -> None:
+    # Registering is process-global in torch-fidelity; re-registering the same name raises.
+    if name not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(name, cls)
+
+
+def dataset_classifier_extractor(classifier_path: Path) -> Extractor:
+    """Register the classifier at `classifier_path` under a name carrying its weights hash."""
+    name = f"{DATASET_CLASSIFIER_PREFIX}-{file_sha256(Path(classifier_path))[:12]}"
+    _register(name, DatasetClassifierExtractor)
+    return Extractor(name=name, weights_path=Path(classifier_path))
+
+
+def inception_extractor(weights_path: Path | None) -> Extractor:
+    """torch-fidelity's Inception; a local weights file gets its own hash-named registration."""
+    if weights_path is None:
+        return Extractor(name=INCEPTION, weights_path=None)
+    weights_path = Path(weights_path)
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"eval.inception_weights {weights_path} does not exist")
+    name = f"{INCEPTION}-{file_sha256(weights_path)[:12]}"
+    _register(name, FeatureExtractorInceptionV3)
+    return Extractor(name=name, weights_path=weights_path)

@@ -1,0 +1,123 @@
+"""uint8 image Datasets in torch-fidelity's format (3xHxW, dtype uint8): real shards and G samples.
+
+NOTES.md: torch-fidelity 0.4.0's GenerativeModelModuleWrapper crashes on conditional models
+(np.int), so generated images are materialised into a Dataset instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+
+class TensorImages(Dataset):
+    """A uint8 Nx3xHxW tensor as a Dataset of 3xHxW images."""
+
+    def __init__(self, images: Tensor):
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected uint8 Nx3xHxW images, got {images.dtype} {tuple(images.shape)}")
+        self.images = images
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, index: int) -> Tensor:
+        return self.images[index]
+
+
+def load_shard_images(
+    shard_dir: Path,  # shard set (tars + dataset.json)
+    classes: Sequence[int] | None = None,  # keep only these labels; None = all
+    limit: int | None = None,  # stop after this many kept images
+    batch_size: int = 256,
+) -> tuple[Tensor, Tensor, list[str]]:
+    """(uint8 images Nx3xHxW, int64 labels N, keys) of a shard set, in eval_loader's fixed order."""
+    from biggan.data.loader import eval_loader
+
+    keep = None if classes is None else torch.tensor(sorted(set(classes)), dtype=torch.int64)
+    chunks, label_chunks, keys = [], [], []
+    count = 0
+    for images, labels, batch_keys in eval_loader(Path(shard_dir), batch_size, as_uint8=True):
+        if keep is not None:
+            mask = torch.isin(labels, keep)
+            images, labels = images[mask], labels[mask]
+            batch_keys = [k for k, m in zip(batch_keys, mask.tolist()) if m]
+        chunks.append(images)
+        label_chunks.append(labels)
+        keys.extend(batch_keys)
+        count += int(labels.numel())
+        if limit is not None and count >= limit:
+            break
+    if not chunks or count == 0:
+        raise ValueError(f"no images in {shard_dir}" + (f" for classes {list(classes)}" if classes else ""))
+    images, labels = torch.cat(chunks), torch.cat(label_chunks)
+    if limit is not None:
+        images, labels, keys = images[:limit], labels[:limit], keys[:limit]
+    return images, labels, keys
+
+
+class LazyShardImages(Dataset):
+    """Real images of a shard set, read on first access only.
+
+    torch-fidelity asks a cached input for nothing but its cache name, so when the reference
+    statistics are cached the shards are never read.
+    """
+
+    def __init__(self, shard_dir: Path, classes: Sequence[int] | None = None, limit: int | None = None):
+        self.shard_dir = Path(shard_dir)
+        self.classes = classes
+        self.limit = limit
+        self._images: Tensor | None = None
+
+    def _load(self) -> Tensor:
+        if self._images is None:
+            self._images, _labels, _keys = load_shard_images(self.shard_dir, self.classes, self.limit)
+        return self._images
+
+    def __len__(self) -> int:
+        return int(self._load().shape[0])
+
+    def __getitem__(self, index: int) -> Tensor:
+        return self._load()[index]
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """G output in [-1, 1] -> uint8 in [0, 255] (round to nearest, as a PNG writer would)."""
+    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+
+
+def balanced_labels(num_samples: int, num_classes: int, generator: torch.Generator) -> Tensor:
+    """Every class equally often (up to one), in a random order: class-conditional IS/FID
+    samples y uniformly (BigGAN-PyTorch `sample` draws y uniformly); balancing removes the
+    class-count noise of small evaluations."""
+    labels = torch.arange(num_samples, dtype=torch.int64) % num_classes
+    return labels[torch.randperm(num_samples, generator=generator)]
+
+
+def generate_images(
+    G: torch.nn.Module,  # generator in eval mode (EMA weights, standing stats already applied)
+    num_samples: int,
+    num_classes: int,
+    truncation: float | None,  # resampling threshold (Section 3.1); None = plain prior
+    prior: str,  # ModelConfig.latent
+    batch_size: int,
+    seed: int,
+    device: torch.device | str = "cpu",
+    labels: Tensor | None = None,  # fixed labels (e.g. class-wise NN queries); default balanced
+) -> tuple[Tensor, Tensor]:
+    """(uint8 images Nx3xRxR, labels N) sampled from G with a seeded generator."""
+    from biggan.eval.sampling import generate, sample_latents
+
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    if labels is None:
+        labels = balanced_labels(num_samples, num_classes, generator)
+    out = []
+    for start in range(0, num_samples, batch_size):
+        y = labels[start:start + batch_size]
+        z = sample_latents(int(y.numel()), G.dim_z, truncation, prior, generator, "cpu")
+        out.append(to_uint8(generate(G, z.to(device), y.to(device))))
+    return torch.cat(out), labels
