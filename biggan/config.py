@@ -188,6 +188,7 @@ class EvalConfig(_Strict):
     nn_queries_per_class: int = Field(default=4, ge=1)  # generated samples per class for NN grids
     nn_neighbours: int = Field(default=5, ge=1)
     seed: int = 0
+    cache_dir: Path | None = None  # eval: classifier + reference-stat cache; None = <run_root>/.eval-cache
 
     @field_validator("thresholds")
     @classmethod
