@@ -1,0 +1,163 @@
+"""Spectral normalization with top-k singular value tracking (Section 4.1, Appendix C).
+
+Follows the `SN` mixin of the authors' BigGAN-PyTorch (`layers.py`): the left singular
+vector estimates `u0..u{k-1}` are buffers, one power-iteration step per forward runs over
+all k vectors with Gram-Schmidt between them (so vector i converges to the i-th singular
+pair), the weight is divided by the first singular value estimate, and the k estimates are
+stored in `sv0..sv{k-1}` buffers while training so they can be logged (Section 4.1 monitors
+the top three singular values of every layer to spot collapse).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _gram_schmidt(x: Tensor, basis: list[Tensor]) -> Tensor:
+    """Remove from row vector `x` its projection on each (unit) row vector in `basis`."""
+    for y in basis:
+        x = x - (x @ y.t()) * y
+    return x
+
+
+def power_iteration(
+    weight: Tensor,  # (out, in) matrix
+    us: list[Tensor],  # k buffers of shape (1, out), updated in place when update=True
+    update: bool,  # write the new estimates back into the buffers (training only)
+    eps: float,  # normalisation epsilon (Appendix C: 1e-4)
+) -> list[Tensor]:
+    """One step of power iteration on k vectors; returns k singular value estimates.
+
+    The vector updates carry no gradient; the returned estimates do (through `weight`), as
+    in BigGAN-PyTorch, so the gradient of W / sigma includes the sigma term.
+    """
+    new_us: list[Tensor] = []
+    new_vs: list[Tensor] = []
+    svs: list[Tensor] = []
+    for i, u in enumerate(us):
+        with torch.no_grad():
+            v = F.normalize(_gram_schmidt(u @ weight, new_vs), eps=eps)
+            new_vs.append(v)
+            u_next = F.normalize(_gram_schmidt(v @ weight.t(), new_us), eps=eps)
+            new_us.append(u_next)
+            if update:
+                us[i].copy_(u_next)
+        svs.append(((v @ weight.t()) @ u_next.t()).squeeze())
+    return svs
+
+
+class SpectralNorm:
+    """Mixin: call `_sn_init` in __init__, use `self.normalized_weight()` in forward."""
+
+    weight: Tensor
+
+    def _sn_init(
+        self,
+        num_svs: int,  # singular values tracked (Section 4.1 monitors the top 3)
+        num_iterations: int,  # power iterations per forward (paper: 1)
+        num_outputs: int,  # rows of the weight matrix
+        eps: float,  # Appendix C: 1e-4
+    ) -> None:
+        self.sn_num_svs = num_svs
+        self.sn_num_iterations = num_iterations
+        self.sn_eps = eps
+        for i in range(num_svs):
+            self.register_buffer(f"u{i}", torch.randn(1, num_outputs))
+            self.register_buffer(f"sv{i}", torch.ones(1))
+
+    @property
+    def sn_us(self) -> list[Tensor]:
+        return [getattr(self, f"u{i}") for i in range(self.sn_num_svs)]
+
+    @property
+    def sn_svs(self) -> list[Tensor]:
+        return [getattr(self, f"sv{i}") for i in range(self.sn_num_svs)]
+
+    def weight_matrix(self) -> Tensor:
+        return self.weight.view(self.weight.shape[0], -1)
+
+    def normalized_weight(self) -> Tensor:
+        matrix = self.weight_matrix()
+        svs: list[Tensor] = []
+        for _ in range(self.sn_num_iterations):
+            svs = power_iteration(matrix, self.sn_us, update=self.training, eps=self.sn_eps)
+        if self.training:
+            with torch.no_grad():
+                for buf, sv in zip(self.sn_svs, svs):
+                    buf.copy_(sv.reshape(1))
+        return self.weight / svs[0]
+
+
+class SNConv2d(nn.Conv2d, SpectralNorm):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,  # 3 for block convs, 1 for shortcuts and attention
+        padding: int,
+        bias: bool,
+        num_svs: int,
+        num_iterations: int,
+        eps: float,
+    ) -> None:
+        nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, padding=padding, bias=bias)
+        self._sn_init(num_svs, num_iterations, out_channels, eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.normalized_weight(), self.bias, self.stride, self.padding)
+
+
+class SNLinear(nn.Linear, SpectralNorm):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool,
+        num_svs: int,
+        num_iterations: int,
+        eps: float,
+    ) -> None:
+        nn.Linear.__init__(self, in_features, out_features, bias=bias)
+        self._sn_init(num_svs, num_iterations, out_features, eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.normalized_weight(), self.bias)
+
+
+class SNEmbedding(nn.Embedding, SpectralNorm):
+    """D's projection embedding (BigGAN-PyTorch normalises it like any other weight)."""
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        num_svs: int,
+        num_iterations: int,
+        eps: float,
+    ) -> None:
+        nn.Embedding.__init__(self, num_embeddings, embedding_dim)
+        self._sn_init(num_svs, num_iterations, num_embeddings, eps)
+
+    def forward(self, y: Tensor) -> Tensor:
+        return F.embedding(y, self.normalized_weight())
+
+
+def singular_values(module: nn.Module) -> dict[str, list[float]]:
+    """Tracked top-k singular values of every SN layer in `module`: {layer name: [sv0, ...]}.
+
+    These are the power-iteration estimates stored during the last training forward.
+    """
+    return {
+        name: [float(sv.item()) for sv in sub.sn_svs]
+        for name, sub in module.named_modules()
+        if isinstance(sub, SpectralNorm)
+    }
+
+
+def set_sn_tracking(module: nn.Module, num_iterations: int) -> None:
+    """Change the power iterations per forward of every SN layer (e.g. many for a precise read)."""
+    for sub in module.modules():
+        if isinstance(sub, SpectralNorm):
+            sub.sn_num_iterations = num_iterations
