@@ -1,0 +1,92 @@
+"""`OUT/dataset.json`: the description of a shard set that training and evaluation read.
+
+Written last and atomically by the shard writer, so its presence means the set is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+DATASET_FILE = "dataset.json"
+
+
+class ShardEntry(BaseModel):
+    """One tar of the set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str  # file name inside the shard folder
+    num_samples: int  # samples written into it
+    sha256: str  # hex digest of the whole tar (byte-reproducible: mtime=0, fixed encoder)
+
+
+class SkippedEntry(BaseModel):
+    """A source that was found but not written, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str  # source path (or manifest line) as found
+    reason: str  # human-readable cause: corrupt, zero-byte, below min size, no kept label, ...
+
+
+class DatasetInfo(BaseModel):
+    """The whole set: counts, class table, shard list with hashes, skipped sources."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str  # "imagenet" or "jft"
+    split: str | None = None  # imagenet split; None for jft
+    num_samples: int  # written samples (sum over shards)
+    num_found: int  # sources found (num_samples + len(skipped) == num_found)
+    num_classes: int
+    resolution: int
+    format: str  # "png" or "jpg": the member extension of the image in every sample
+    multi_label: bool  # samples may carry more than one label (jft)
+    classes: list[str]  # index -> wnid (imagenet, sorted training wnids) or label name (jft)
+    class_names: list[str] | None = None  # index -> human-readable name, where the source has one
+    shards: list[ShardEntry]
+    skipped: list[SkippedEntry]
+    label_frequencies: dict[str, int] | None = None  # jft: label name -> images carrying it (before top-K)
+    seed: int  # seed of the source-list shuffle
+
+    def shard_paths(self, shard_dir: Path) -> list[Path]:
+        """Absolute paths of the non-empty shards, in the set's order."""
+        return [Path(shard_dir) / s.name for s in self.shards if s.num_samples > 0]
+
+
+def write_json_atomic(path: Path, payload: dict | list) -> None:
+    """Write JSON to a temp file in the same folder, then os.replace (never a half file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(payload, fh, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the set is meant to be read by others
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_dataset_info(shard_dir: Path, info: DatasetInfo) -> Path:
+    path = Path(shard_dir) / DATASET_FILE
+    write_json_atomic(path, info.model_dump(mode="json"))
+    return path
+
+
+def load_dataset_info(shard_dir: Path) -> DatasetInfo:
+    """Read and validate `shard_dir/dataset.json`; a clear error when the set is incomplete."""
+    path = Path(shard_dir) / DATASET_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: {shard_dir} is not a finished shard set (run `biggan shard ...` first)"
+        )
+    return DatasetInfo.model_validate_json(path.read_text())

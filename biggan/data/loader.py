@@ -1,0 +1,147 @@
+"""WebDataset pipelines over a shard set: an infinite, shuffled, rank-split training stream and a
+deterministic evaluation pass that yields every sample exactly once."""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import webdataset as wds
+from PIL import Image
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from biggan.data.info import load_dataset_info
+
+log = logging.getLogger("biggan.data")
+
+
+def _decode_rgb(data: bytes) -> np.ndarray:
+    """Stored samples are already 8-bit RGB at the final size: decode only, HxWx3 uint8."""
+    with Image.open(io.BytesIO(data)) as img:
+        if img.mode != "RGB":
+            img = img.convert("RGB")
+        return np.asarray(img)
+
+
+def _labels(sample: dict) -> list[int]:
+    return [int(tok) for tok in sample["cls"].split()]
+
+
+def _to_tensor(images: list[np.ndarray], as_uint8: bool) -> torch.Tensor:
+    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()  # B,3,H,W uint8
+    if as_uint8:
+        return batch
+    return batch.float().div_(127.5).sub_(1.0)  # [0, 255] -> [-1, 1], G's output range
+
+
+def shards_for(shards: list[Path], rank: int, world_size: int) -> list[Path]:
+    """Rank `rank`'s shards: disjoint round-robin when there are at least as many shards as ranks;
+    otherwise every rank reads all shards (with its own seed), because an empty rank would hang DDP."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
+    if len(shards) >= world_size:
+        return shards[rank::world_size]
+    log.warning("%d shards for %d ranks: every rank reads all shards; write smaller shards "
+                "(--samples-per-shard) for disjoint per-rank data", len(shards), world_size)
+    return list(shards)
+
+
+class TrainStream(IterableDataset):
+    """Infinite batches for one rank; DataLoader workers split the rank's shards again."""
+
+    def __init__(self, shard_paths: list[Path], batch_size: int, rank: int, world_size: int,
+                 seed: int, shuffle_buffer: int):
+        super().__init__()
+        self.shards = shards_for([Path(p) for p in shard_paths], rank, world_size)
+        self.batch_size = batch_size  # per-rank batch
+        self.rank = rank
+        self.seed = seed
+        self.shuffle_buffer = shuffle_buffer  # samples held for the in-memory shuffle
+
+    def _worker_shards(self, worker: int, num_workers: int) -> list[Path]:
+        if len(self.shards) >= num_workers:
+            return self.shards[worker::num_workers]
+        return self.shards  # fewer shards than workers: all read all, with different seeds
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        info = get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
+        shards = self._worker_shards(worker, num_workers)
+        # One RNG per (seed, rank, worker) that keeps running across epochs: shard order, the
+        # shuffle buffer and the multi-label draw all differ between epochs, workers and ranks.
+        rng = random.Random(f"biggan-train-{self.seed}-{self.rank}-{worker}")
+
+        def shard_urls():
+            # Resample forever, a fresh permutation per epoch, so no rank or worker runs dry.
+            while True:
+                order = list(shards)
+                rng.shuffle(order)
+                for url in order:
+                    yield {"url": str(url)}
+
+        def decode(sample: dict) -> tuple[np.ndarray, int]:
+            image_key = "png" if "png" in sample else "jpg"
+            # Section 5.2: a multi-label image gets one of its labels uniformly at random, drawn
+            # again every time the image is drawn.
+            return _decode_rgb(sample[image_key]), rng.choice(_labels(sample))
+
+        def collate(samples: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+            images, labels = zip(*samples)
+            return _to_tensor(list(images), as_uint8=False), torch.tensor(labels, dtype=torch.int64)
+
+        pipeline = wds.DataPipeline(
+            shard_urls,
+            wds.tarfile_to_samples(handler=wds.warn_and_continue),  # a damaged tar is logged, not fatal
+            wds.shuffle(self.shuffle_buffer, initial=min(self.shuffle_buffer, 100), rng=rng),
+            wds.map(decode),
+            wds.batched(self.batch_size, collation_fn=collate, partial=False),
+        )
+        return iter(pipeline)
+
+
+def train_loader(shard_dir: Path, batch_size: int, rank: int, world_size: int, seed: int,
+                 shuffle_buffer: int, num_workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Infinite (images float32 Bx3xHxW in [-1, 1], labels int64 B) for one rank of `world_size`."""
+    info = load_dataset_info(shard_dir)
+    paths = info.shard_paths(shard_dir)
+    if not paths:
+        raise ValueError(f"{shard_dir} holds no samples")
+    stream = TrainStream(paths, batch_size=batch_size, rank=rank, world_size=world_size,
+                         seed=seed, shuffle_buffer=shuffle_buffer)
+    if num_workers == 0:
+        return iter(stream)
+    # Batches are assembled inside the workers (batch_size=None): one IPC message per batch.
+    loader = DataLoader(stream, batch_size=None, num_workers=num_workers, persistent_workers=True,
+                        prefetch_factor=4)
+    return iter(loader)
+
+
+def eval_loader(shard_dir: Path, batch_size: int, as_uint8: bool = False
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[str]]]:
+    """Every sample exactly once, in shard then tar order: (images, labels, source keys).
+
+    Multi-label samples report their first listed label. uint8 images are torch-fidelity's format.
+    """
+    info = load_dataset_info(shard_dir)
+    pipeline = wds.DataPipeline(
+        wds.SimpleShardList([str(p) for p in info.shard_paths(shard_dir)]),
+        wds.tarfile_to_samples(),  # strict: an evaluation pass must not silently lose samples
+    )
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    keys: list[str] = []
+    image_key = info.format
+    for sample in pipeline:
+        images.append(_decode_rgb(sample[image_key]))
+        labels.append(_labels(sample)[0])
+        keys.append(sample["src"].decode())
+        if len(images) == batch_size:
+            yield _to_tensor(images, as_uint8), torch.tensor(labels, dtype=torch.int64), keys
+            images, labels, keys = [], [], []
+    if images:
+        yield _to_tensor(images, as_uint8), torch.tensor(labels, dtype=torch.int64), keys

@@ -1,0 +1,227 @@
+"""Shard writer: plan (list + shuffle + cut), write each tar (idempotent), finalize dataset.json.
+
+The three pieces are separate so the Prefect flow can map `write_shard` over shard indices;
+`shard_dataset` chains them with a thread pool for scripts and tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Callable
+
+import webdataset as wds
+from pydantic import BaseModel, ConfigDict
+
+from biggan.config import ShardConfig
+from biggan.data.info import DatasetInfo, ShardEntry, SkippedEntry, save_dataset_info, write_json_atomic
+from biggan.data.preprocess import SkipSample, encode, load_image
+from biggan.data.progress import ProgressLog
+from biggan.data.sources import SourceItem, SourceList, imagenet_sources, jft_sources
+
+log = logging.getLogger("biggan.data")
+
+RECORDS_DIR = ".records"  # per-shard sidecars: what a finished tar holds and its hash
+TMP_MARK = ".tmp-"
+
+
+class ShardPlan(BaseModel):
+    """Everything needed to write any shard independently (and to check an existing one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    config: ShardConfig
+    classes: list[str]
+    class_names: list[str] | None
+    multi_label: bool
+    label_frequencies: dict[str, int] | None
+    listing_skipped: list[SkippedEntry]  # found but unusable before decoding (e.g. no kept label)
+    shards: list[list[SourceItem]]  # shard index -> its sources, in write order
+    sample_ids: list[list[int]]  # shard index -> stable sample ids (position in the sorted list)
+
+    @property
+    def num_found(self) -> int:
+        return sum(len(s) for s in self.shards) + len(self.listing_skipped)
+
+    def shard_name(self, index: int) -> str:
+        return f"shard-{index:06d}.tar"
+
+
+class ShardRecord(BaseModel):
+    """What one finished shard holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int
+    name: str
+    num_samples: int
+    sha256: str
+    fingerprint: str  # hash of the shard's planned content; a changed plan invalidates the tar
+    skipped: list[SkippedEntry]
+    reused: bool = False  # True when an existing complete tar was verified and kept
+
+
+def list_sources(cfg: ShardConfig) -> SourceList:
+    if cfg.source == "imagenet":
+        return imagenet_sources(cfg.root, cfg.split, cfg.val_ground_truth, cfg.devkit_classes)
+    return jft_sources(cfg.manifest, cfg.top_labels)
+
+
+def plan_shards(cfg: ShardConfig) -> ShardPlan:
+    """List the sources, shuffle them with the seed (so every shard mixes classes), cut into shards."""
+    sources = list_sources(cfg)
+    ordered = sorted(sources.items, key=lambda item: item.key)
+    ids = list(range(len(ordered)))
+    random.Random(cfg.seed).shuffle(ids)
+    n = cfg.samples_per_shard
+    chunks = [ids[i:i + n] for i in range(0, len(ids), n)]
+    return ShardPlan(
+        config=cfg,
+        classes=sources.classes,
+        class_names=sources.class_names,
+        multi_label=sources.multi_label,
+        label_frequencies=sources.label_frequencies,
+        listing_skipped=sources.skipped,
+        shards=[[ordered[i] for i in chunk] for chunk in chunks],
+        sample_ids=chunks,
+    )
+
+
+def _fingerprint(plan: ShardPlan, index: int) -> str:
+    cfg = plan.config
+    content = {
+        "samples": [[sid, item.key, list(item.labels)] for sid, item in zip(plan.sample_ids[index], plan.shards[index])],
+        "resolution": cfg.resolution, "format": cfg.format, "min_size": cfg.min_size,
+        "jpeg_quality": cfg.jpeg_quality if cfg.format == "jpg" else None,
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _existing_record(out: Path, name: str, fingerprint: str) -> ShardRecord | None:
+    """A finished shard is kept only if its sidecar matches the plan and the tar's hash matches."""
+    record_path = out / RECORDS_DIR / f"{name}.json"
+    tar_path = out / name
+    if not (record_path.is_file() and tar_path.is_file()):
+        return None
+    try:
+        record = ShardRecord.model_validate_json(record_path.read_text())
+    except ValueError:
+        return None
+    if record.fingerprint != fingerprint or sha256_file(tar_path) != record.sha256:
+        return None
+    return record.model_copy(update={"reused": True})
+
+
+def _remove_stale_temps(out: Path, name: str) -> None:
+    for stray in out.glob(f".{name}{TMP_MARK}*"):
+        stray.unlink(missing_ok=True)
+
+
+def write_shard(plan: ShardPlan, index: int) -> ShardRecord:
+    """Write shard `index` (or verify and keep a complete one). Bad sources are counted skips."""
+    cfg = plan.config
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = plan.shard_name(index)
+    fingerprint = _fingerprint(plan, index)
+    existing = _existing_record(out, name, fingerprint)
+    if existing is not None:
+        return existing
+    _remove_stale_temps(out, name)
+    tmp = out / f".{name}{TMP_MARK}{os.getpid()}"
+    skipped: list[SkippedEntry] = []
+    written = 0
+    try:
+        with open(tmp, "wb") as fh:
+            # mtime=0 + fixed user/group: the same plan gives byte-identical tars (comparable hashes).
+            sink = wds.TarWriter(fh, mtime=0, encoder=False)
+            for sample_id, item in zip(plan.sample_ids[index], plan.shards[index]):
+                try:
+                    img = load_image(Path(item.path), cfg.resolution, cfg.min_size)
+                except SkipSample as err:
+                    skipped.append(SkippedEntry(path=item.key, reason=str(err)))
+                    continue
+                sink.write({
+                    "__key__": f"s{sample_id:09d}",
+                    cfg.format: encode(img, cfg.format, cfg.jpeg_quality),
+                    "cls": " ".join(map(str, item.labels)).encode(),  # all labels, space-separated
+                    "src": item.key.encode(),  # source key, for tracing a sample to its original
+                })
+                written += 1
+            sink.close()
+            fh.flush()
+            os.fsync(fh.fileno())
+        digest = sha256_file(tmp)
+        os.replace(tmp, out / name)  # complete tars only ever appear under their final name
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    record = ShardRecord(index=index, name=name, num_samples=written, sha256=digest,
+                         fingerprint=fingerprint, skipped=skipped)
+    write_json_atomic(out / RECORDS_DIR / f"{name}.json", record.model_dump(mode="json"))
+    return record
+
+
+def finalize_dataset(plan: ShardPlan, records: list[ShardRecord]) -> DatasetInfo:
+    """Check the counts add up, then write dataset.json last and atomically."""
+    cfg = plan.config
+    by_index = {r.index: r for r in records}
+    missing = [i for i in range(len(plan.shards)) if i not in by_index]
+    if missing:
+        raise RuntimeError(f"shards {missing[:10]} were not written; rerun to resume")
+    ordered = [by_index[i] for i in range(len(plan.shards))]
+    skipped = list(plan.listing_skipped) + [s for r in ordered for s in r.skipped]
+    num_samples = sum(r.num_samples for r in ordered)
+    if num_samples + len(skipped) != plan.num_found:
+        raise RuntimeError(f"count mismatch: {num_samples} written + {len(skipped)} skipped != {plan.num_found} found")
+    info = DatasetInfo(
+        source=cfg.source,
+        split=cfg.split if cfg.source == "imagenet" else None,
+        num_samples=num_samples,
+        num_found=plan.num_found,
+        num_classes=len(plan.classes),
+        resolution=cfg.resolution,
+        format=cfg.format,
+        multi_label=plan.multi_label,
+        classes=plan.classes,
+        class_names=plan.class_names,
+        shards=[ShardEntry(name=r.name, num_samples=r.num_samples, sha256=r.sha256) for r in ordered],
+        skipped=skipped,
+        label_frequencies=plan.label_frequencies,
+        seed=cfg.seed,
+    )
+    out = Path(cfg.out)
+    for stray in out.glob(f".shard-*{TMP_MARK}*"):
+        stray.unlink(missing_ok=True)  # leftovers of killed writers
+    save_dataset_info(out, info)
+    return info
+
+
+def shard_dataset(cfg: ShardConfig, workers: int | None = None,
+                  progress: Callable[[str], None] | None = None) -> DatasetInfo:
+    """Plan, write every shard on a thread pool (PIL releases the GIL while decoding/resizing), finalize."""
+    plan = plan_shards(cfg)
+    report = progress or log.info
+    meter = ProgressLog(total_images=sum(len(s) for s in plan.shards), total_shards=len(plan.shards))
+    workers = workers or min(len(plan.shards), os.cpu_count() or 1) or 1
+    records = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(write_shard, plan, i) for i in range(len(plan.shards))]
+        for future in as_completed(futures):
+            record = future.result()
+            records.append(record)
+            report(meter.update(len(plan.shards[record.index]), record.name, record.reused))
+    return finalize_dataset(plan, records)
