@@ -148,6 +148,8 @@ class TrainConfig(_Strict):
     channels_last: bool = False
     checkpoint_every: int = Field(default=2000, ge=1)  # iterations between checkpoints
     keep_checkpoints: int = Field(default=3, ge=1)  # newest kept (plus the best)
+    best_metric: str | None = "loss/G"  # train: monitored value for the kept "best" checkpoint (a proxy; no FID in the loop)
+    best_mode: Literal["min", "max"] = "min"  # train: best = lowest (min) or highest (max) best_metric
     log_every: int = Field(default=100, ge=1)  # iterations between JSON-lines records
     sample_every: int = Field(default=1, ge=1)  # checkpoints between sample sheets
     standing_stats_batches: int = Field(default=16, ge=1)  # Appendix C.1 forward passes
