@@ -1,0 +1,139 @@
+"""One training iteration as a list of phases: `d_steps` D steps then one G step (Section 3,
+Appendix C: two D steps per G step). Each phase owns its optimizer and loss, as
+stylegan2-ada's `phases` do, so the loop body never spells out the alternation.
+
+Per phase and per worker, `accumulation` micro-batches are back-propagated before the
+gradient is averaged over workers and the optimizer steps, so a global batch of
+`batch_size = workers x accumulation x micro_batch` is reached with fewer or smaller workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from biggan.config import TrainConfig
+from biggan.train import dist
+from biggan.train.ema import EMA
+from biggan.train.losses import hinge_d, hinge_g
+from biggan.train.monitor import grad_norm
+from biggan.train.ortho import ortho_reg_
+
+# (batch, generator) -> (z, y_fake) on the training device
+LatentSampler = Callable[[int, torch.Generator], tuple[Tensor, Tensor]]
+
+
+def toggle_grad_(module: nn.Module, on: bool) -> None:
+    """BigGAN-PyTorch's toggle_grad: freeze D during the G step (and G during D steps) so
+    no gradient is computed for the network that is not being updated."""
+    for param in module.parameters():
+        param.requires_grad_(on)
+
+
+def autocast_for(device: torch.device, precision: str):
+    """bf16 autocast on GPU when asked; fp32 everywhere else (issue 4: fp32 on CPU)."""
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@dataclass
+class Phase:
+    name: str  # "D" or "G"
+    run: Callable[[int], dict[str, float]]  # iteration -> metrics of this phase
+
+
+class TrainStep:
+    """Holds the networks, optimizers and streams; `step(iteration)` runs all phases."""
+
+    def __init__(
+        self,
+        G: nn.Module,  # generator being trained (cross-replica BN already installed)
+        D: nn.Module,  # discriminator
+        ema: EMA,  # EMA of G's weights into G_ema
+        opt_G: torch.optim.Optimizer,  # Adam, G lr (Appendix C: 5e-5)
+        opt_D: torch.optim.Optimizer,  # Adam, D lr (Appendix C: 2e-4)
+        real_batches: Iterator[tuple[Tensor, Tensor]],  # infinite (images [-1,1], labels) per micro-batch
+        sample_latents: LatentSampler,  # draws (z, y) for fakes
+        latent_rng: torch.Generator,  # the generator `sample_latents` draws from
+        cfg: TrainConfig,  # d_steps, accumulation, ortho, precision, channels_last
+        micro_batch: int,  # per-worker micro-batch size
+        device: torch.device,  # where tensors live
+    ):
+        self.G, self.D, self.ema = G, D, ema
+        self.opt_G, self.opt_D = opt_G, opt_D
+        self.real_batches = real_batches
+        self.sample_latents = sample_latents
+        self.latent_rng = latent_rng
+        self.cfg = cfg
+        self.micro_batch = micro_batch
+        self.device = device
+        self.phases = [Phase("D", self.d_step) for _ in range(cfg.d_steps)] + [Phase("G", self.g_step)]
+
+    def step(self, iteration: int) -> dict[str, float]:
+        """Run every phase of iteration `iteration` (1-based); return this rank's metrics."""
+        metrics: dict[str, float] = {}
+        for phase in self.phases:
+            metrics.update(phase.run(iteration))  # later D steps overwrite: the last D step is logged
+        return metrics
+
+    def _images(self, x: Tensor) -> Tensor:
+        x = x.to(self.device, non_blocking=True)
+        if self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def d_step(self, iteration: int) -> dict[str, float]:
+        toggle_grad_(self.D, True)
+        toggle_grad_(self.G, False)
+        self.opt_D.zero_grad(set_to_none=True)
+        totals = torch.zeros(5, device=self.device)
+        accumulation = self.cfg.accumulation
+        for _ in range(accumulation):
+            # BigGAN-PyTorch draws a fresh real batch for every D step.
+            real, y_real = next(self.real_batches)
+            real, y_real = self._images(real), y_real.to(self.device)
+            z, y_fake = self.sample_latents(self.micro_batch, self.latent_rng)
+            with autocast_for(self.device, self.cfg.precision):
+                with torch.no_grad():
+                    fake = self.G(z, y_fake)
+                real_logits = self.D(real, y_real).float()
+                fake_logits = self.D(fake.detach(), y_fake).float()
+            loss, loss_real, loss_fake = hinge_d(real_logits, fake_logits)
+            (loss / accumulation).backward()
+            totals += torch.stack([loss.detach(), loss_real.detach(), loss_fake.detach(),
+                                   real_logits.detach().mean(), fake_logits.detach().mean()])
+        dist.average_gradients_(self.D)
+        norm = grad_norm(self.D)
+        self.opt_D.step()
+        values = (totals / accumulation).tolist()
+        return {"loss/D": values[0], "loss/D_real": values[1], "loss/D_fake": values[2],
+                "D_out/real": values[3], "D_out/fake": values[4], "grad_norm/D": norm}
+
+    def g_step(self, iteration: int) -> dict[str, float]:
+        toggle_grad_(self.D, False)
+        toggle_grad_(self.G, True)
+        self.opt_G.zero_grad(set_to_none=True)
+        total = torch.zeros((), device=self.device)
+        accumulation = self.cfg.accumulation
+        for _ in range(accumulation):
+            z, y = self.sample_latents(self.micro_batch, self.latent_rng)
+            with autocast_for(self.device, self.cfg.precision):
+                logits = self.D(self.G(z, y), y).float()
+            loss = hinge_g(logits)
+            (loss / accumulation).backward()
+            total += loss.detach()
+        if self.cfg.ortho:
+            # Section 3.1 eq. 3, added to the gradient as BigGAN-PyTorch's utils.ortho does;
+            # weights are equal on every rank, so it survives the averaging unchanged.
+            ortho_reg_(self.G, self.cfg.ortho_beta)
+        dist.average_gradients_(self.G)
+        norm = grad_norm(self.G)
+        self.opt_G.step()
+        toggle_grad_(self.D, True)
+        self.ema.update(iteration)
+        return {"loss/G": float(total / accumulation), "grad_norm/G": norm}
