@@ -1,0 +1,128 @@
+"""Score one checkpoint: EMA G + standing statistics -> samples -> torch-fidelity vs cached reference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from biggan.config import EvalConfig, ExperimentConfig
+from biggan.eval.classifier import TrainedClassifier, train_classifier
+from biggan.eval.features import Extractor
+from biggan.eval.images import TensorImages, generate_images
+from biggan.eval.metrics import compute_metrics, reference_dir, resolve_extractor
+from biggan.eval.reference import Reference, shard_fingerprint, shard_reference
+
+
+def cache_dir(cfg: ExperimentConfig) -> Path:
+    """Where classifiers and reference statistics are cached (shared by all runs of a run_root)."""
+    if cfg.eval.cache_dir is not None:
+        return Path(cfg.eval.cache_dir).resolve()
+    return Path(cfg.run_root).resolve() / ".eval-cache"
+
+
+def classifier_dir(cfg: ExperimentConfig) -> Path:
+    """Cache folder of the dataset classifier: keyed by the train shards' fingerprint + recipe."""
+    fp = shard_fingerprint(Path(cfg.data.train_shards))
+    return cache_dir(cfg) / "classifiers" / f"{fp}-e{cfg.eval.classifier_epochs}-s{cfg.eval.seed}"
+
+
+def ensure_classifier(cfg: ExperimentConfig) -> TrainedClassifier | None:
+    """Train (once per shard set) the dataset classifier when the config uses it, else None."""
+    if cfg.eval.feature_extractor != "dataset-classifier":
+        return None
+    return train_classifier(
+        train_shards=Path(cfg.data.train_shards),
+        out_dir=classifier_dir(cfg),
+        val_shards=Path(cfg.data.val_shards) if cfg.data.val_shards is not None else None,
+        epochs=cfg.eval.classifier_epochs,
+        seed=cfg.eval.seed,
+    )
+
+
+@dataclass
+class EvalContext:
+    """Everything scoring needs besides the generator, resolved once per flow run."""
+
+    cfg: ExperimentConfig
+    extractor: Extractor
+    reference: Reference
+    cache_root: Path
+
+
+def eval_context(cfg: ExperimentConfig, classifier_path: Path | None) -> EvalContext:
+    return EvalContext(
+        cfg=cfg,
+        extractor=resolve_extractor(cfg.eval, classifier_path),
+        reference=shard_reference(reference_dir(cfg)),
+        cache_root=cache_dir(cfg) / "fidelity",
+    )
+
+
+def apply_overrides_to_eval(cfg: ExperimentConfig, eval_cfg: EvalConfig | None) -> ExperimentConfig:
+    """The run's config with a caller's EvalConfig (None = the run's own)."""
+    return cfg if eval_cfg is None else cfg.model_copy(update={"eval": eval_cfg})
+
+
+def prepare_generator(G: torch.nn.Module, cfg: ExperimentConfig, truncation: float | None,
+                      device: torch.device | str = "cpu") -> torch.nn.Module:
+    """Appendix C.1 standing statistics: BN stats averaged over many forward passes at the
+    sampling truncation, then used in eval mode."""
+    from biggan.eval.sampling import standing_stats_
+
+    G.to(device)
+    standing_stats_(G, cfg.model.num_classes, cfg.train.standing_stats_batches, cfg.eval.batch_size,
+                    truncation, device)
+    G.eval()
+    return G
+
+
+def score_generator(
+    G: torch.nn.Module,  # EMA generator, standing stats already applied for `truncation`
+    ctx: EvalContext,
+    truncation: float | None,
+    num_samples: int | None = None,  # None = cfg.eval.num_samples
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """IS/FID (+KID/PR when configured) of `num_samples` samples of G."""
+    cfg = ctx.cfg
+    n = num_samples if num_samples is not None else cfg.eval.num_samples
+    images, _labels = generate_images(G, n, cfg.model.num_classes, truncation, cfg.model.latent,
+                                      cfg.eval.batch_size, cfg.eval.seed, device)
+    return compute_metrics(
+        TensorImages(images), ctx.extractor, ctx.reference, ctx.cache_root,
+        isc=True, fid=True, kid=cfg.eval.kid, prc=cfg.eval.precision_recall, batch_size=cfg.eval.batch_size,
+    )
+
+
+def evaluate_checkpoint(
+    checkpoint_dir: Path,
+    classifier_path: Path | None,  # dataset classifier (when the config uses it)
+    eval_cfg: EvalConfig | None = None,  # None = the run's own EvalConfig
+    device: torch.device | str = "cpu",
+) -> dict:
+    """{"checkpoint", "iteration", "truncation", "num_samples", "extractor", "metrics": {...}}."""
+    from biggan.train.checkpoint import load_generator
+
+    G, run_cfg, iteration = load_generator(Path(checkpoint_dir), ema=True)
+    cfg = apply_overrides_to_eval(run_cfg, eval_cfg)
+    ctx = eval_context(cfg, classifier_path)
+    prepare_generator(G, cfg, cfg.eval.truncation, device)
+    metrics = score_generator(G, ctx, cfg.eval.truncation, device=device)
+    return {
+        "checkpoint": Path(checkpoint_dir).name,
+        "iteration": iteration,
+        "truncation": cfg.eval.truncation,
+        "num_samples": cfg.eval.num_samples,
+        "extractor": ctx.extractor.name,
+        "reference": ctx.reference.cache_name,
+        "metrics": metrics,
+    }
+
+
+def real_inception_score(ctx: EvalContext, shard_dir: Path) -> float:
+    """IS of real images with the same extractor (Table 2 compares against the val data's IS)."""
+    ref = shard_reference(shard_dir)
+    return compute_metrics(ref.images, ctx.extractor, None, None, isc=True, fid=False,
+                           batch_size=ctx.cfg.eval.batch_size)["IS"]

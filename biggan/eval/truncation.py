@@ -1,0 +1,132 @@
+"""The truncation curve (Section 3.1, Figure 2a / Figure 16) and Table 2's operating points.
+
+Section 3.1: sampling z from a truncated normal (values beyond a threshold resampled) trades
+variety for fidelity; sweeping the threshold traces IS against FID. Table 2 reports three
+points of that curve: the best FID, the FID where IS equals the real validation data's IS,
+and the FID at the maximum IS.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import torch
+
+from biggan.train.checkpoint import atomic_write_text
+
+COLUMNS = ("threshold", "IS", "IS_std", "FID")
+
+
+def operating_points(rows: list[dict], val_is: float | None) -> dict:
+    """Table 2's three points of a truncation curve.
+
+    `rows`: [{"threshold", "IS", "FID", ...}]. The IS-matching point: along the curve ordered
+    by threshold, the first segment whose IS range brackets `val_is` is interpolated linearly in
+    IS (threshold and FID both); when no segment brackets it (e.g. G never reaches the real IS),
+    the point with the nearest IS is taken. `method` says which was used.
+    """
+    if not rows:
+        raise ValueError("no rows in the truncation curve")
+    best = min(rows, key=lambda r: r["FID"])
+    top = max(rows, key=lambda r: r["IS"])
+    out = {
+        "best_fid": {"threshold": best["threshold"], "IS": best["IS"], "FID": best["FID"]},
+        "max_is": {"threshold": top["threshold"], "IS": top["IS"], "FID": top["FID"]},
+        "val_is": val_is,
+        "is_matches_val": None,
+    }
+    if val_is is None:
+        return out
+    ordered = sorted(rows, key=lambda r: -r["threshold"])
+    for a, b in zip(ordered, ordered[1:]):
+        lo, hi = sorted((a["IS"], b["IS"]))
+        if lo <= val_is <= hi and a["IS"] != b["IS"]:
+            w = (val_is - a["IS"]) / (b["IS"] - a["IS"])
+            out["is_matches_val"] = {
+                "threshold": a["threshold"] + w * (b["threshold"] - a["threshold"]),
+                "IS": val_is,
+                "FID": a["FID"] + w * (b["FID"] - a["FID"]),
+                "method": "interpolated",
+            }
+            return out
+    near = min(rows, key=lambda r: abs(r["IS"] - val_is))
+    out["is_matches_val"] = {"threshold": near["threshold"], "IS": near["IS"], "FID": near["FID"],
+                             "method": "nearest"}
+    return out
+
+
+def write_table(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:
+    """curve.csv and curve.json (atomic)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    csv_path, json_path = Path(out_dir) / "curve.csv", Path(out_dir) / "curve.json"
+    atomic_write_text(csv_path, buffer.getvalue())
+    atomic_write_text(json_path, json.dumps(rows, indent=2))
+    return csv_path, json_path
+
+
+def plot_curve(rows: list[dict], points: dict, path: Path, title: str) -> Path:
+    """IS (x) against FID (y), each point labelled by its threshold (Figure 2a's axes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ordered = sorted(rows, key=lambda r: -r["threshold"])
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot([r["IS"] for r in ordered], [r["FID"] for r in ordered], "o-", color="tab:blue")
+    for r in ordered:
+        ax.annotate(f"{r['threshold']:g}", (r["IS"], r["FID"]), textcoords="offset points", xytext=(4, 4))
+    if points.get("val_is") is not None:
+        ax.axvline(points["val_is"], color="tab:gray", ls="--", lw=1, label=f"real val IS {points['val_is']:.2f}")
+        ax.legend(loc="best")
+    ax.set_xlabel("Inception Score (higher is better)")
+    ax.set_ylabel("FID (lower is better)")
+    ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def truncation_curve(
+    G: torch.nn.Module,  # EMA generator
+    ctx,  # scoring.EvalContext
+    out_dir: Path,  # RUN_DIR/truncation
+    val_is: float | None,  # real validation IS with the same extractor (None: no matching point)
+    thresholds: list[float] | None = None,  # None = cfg.eval.thresholds
+    num_samples: int | None = None,
+    grid_per_class: int = 4,  # samples per class in each threshold's grid
+    device: torch.device | str = "cpu",
+) -> dict:
+    """Sweep thresholds; write curve.csv/json, curve.png, grid_t<thr>.png, operating_points.json."""
+    from biggan.eval.sampling import save_sample_sheet
+    from biggan.eval.scoring import prepare_generator, score_generator
+
+    cfg = ctx.cfg
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, grids = [], {}
+    classes = list(range(min(cfg.model.num_classes, 10)))
+    for threshold in sorted(thresholds or cfg.eval.thresholds, reverse=True):
+        prepare_generator(G, cfg, threshold, device)  # standing stats at this truncation
+        metrics = score_generator(G, ctx, threshold, num_samples=num_samples, device=device)
+        rows.append({"threshold": threshold, **metrics})
+        grid = out_dir / f"grid_t{threshold:g}.png"
+        save_sample_sheet(G, grid, classes, grid_per_class, threshold, cfg.eval.seed)
+        grids[str(threshold)] = str(grid)
+    points = operating_points(rows, val_is)
+    csv_path, json_path = write_table(rows, out_dir)
+    plot = plot_curve(rows, points, out_dir / "curve.png", f"{cfg.name}: truncation curve")
+    atomic_write_text(out_dir / "operating_points.json", json.dumps(points, indent=2))
+    return {"rows": rows, "operating_points": points, "csv": str(csv_path), "json": str(json_path),
+            "plot": str(plot), "grids": grids, "operating_points_path": str(out_dir / "operating_points.json")}
