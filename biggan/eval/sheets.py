@@ -1,0 +1,107 @@
+"""Class-conditional sample sheets and interpolation grids, saved as PNG (atomic writes).
+
+Interpolations as in the paper's Figures (Appendix D): z interpolated with the class held
+fixed, and the class embedding interpolated with z held fixed (BigGAN-PyTorch
+`sample_sheet` / `interp_sheet`). Images are drawn in eval mode, so call
+`standing_stats_` (or use the EMA G with its statistics) first.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+from torchvision.utils import save_image
+
+from biggan.eval.sampling import Prior, generate, sample_latents
+
+
+def _save_grid_atomic(images: Tensor, path: Path, nrow: int) -> Path:
+    """images in [-1, 1] -> PNG grid with `nrow` images per row, written via temp + os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        save_image(images.float().cpu(), tmp, nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _device(G: nn.Module) -> torch.device:
+    return next(G.parameters()).device
+
+
+def save_sample_sheet(
+    G: nn.Module,
+    path: Path | str,
+    classes: list[int],  # one row per class
+    per_class: int,  # samples per row
+    truncation: float | None,
+    seed: int,
+    prior: Prior = "normal",
+) -> Path:
+    """A grid with one row of `per_class` samples for each class in `classes`."""
+    if not classes or per_class < 1:
+        raise ValueError("a sample sheet needs at least one class and one sample per class")
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    device = _device(G)
+    rows = []
+    for cls in classes:
+        z = sample_latents(per_class, G.dim_z, truncation, prior, generator, "cpu")
+        y = torch.full((per_class,), int(cls), dtype=torch.int64)
+        rows.append(generate(G, z.to(device), y.to(device)).cpu())
+    return _save_grid_atomic(torch.cat(rows), Path(path), nrow=per_class)
+
+
+@torch.no_grad()
+def _generate_conditioned(G: nn.Module, z: Tensor, class_cond: Tensor) -> Tensor:
+    was_training = G.training
+    G.eval()
+    try:
+        return G.forward_conditioned(z, class_cond)
+    finally:
+        G.train(was_training)
+
+
+def save_interpolations(
+    G: nn.Module,
+    path: Path | str,
+    classes: list[int],  # one row per class (mode "class": row r goes classes[r] -> classes[r+1])
+    steps: int,  # images per row, endpoints included
+    truncation: float | None,
+    seed: int,
+    mode: Literal["z", "class"] = "z",  # "z": class fixed, z varies; "class": z fixed, class varies
+    prior: Prior = "normal",
+) -> Path:
+    """Interpolation grid: linear paths between two latents, or between two class conditionings."""
+    if steps < 2 or not classes:
+        raise ValueError("interpolations need at least one class and two steps")
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    device = _device(G)
+    n = len(classes)
+    y = torch.tensor(classes, dtype=torch.int64, device=device)
+    alphas = torch.linspace(0.0, 1.0, steps, device=device).view(1, steps, 1)
+    with torch.no_grad():
+        if mode == "z":
+            z_a = sample_latents(n, G.dim_z, truncation, prior, generator, "cpu").to(device)
+            z_b = sample_latents(n, G.dim_z, truncation, prior, generator, "cpu").to(device)
+            z = torch.lerp(z_a[:, None], z_b[:, None], alphas).reshape(n * steps, -1)
+            cond = G.class_condition(y).repeat_interleave(steps, dim=0)
+        elif mode == "class":
+            z = sample_latents(n, G.dim_z, truncation, prior, generator, "cpu").to(device)
+            z = z.repeat_interleave(steps, dim=0)
+            c_a = G.class_condition(y)
+            c_b = G.class_condition(torch.roll(y, -1))
+            cond = torch.lerp(c_a[:, None], c_b[:, None], alphas).reshape(n * steps, -1)
+        else:
+            raise ValueError(f"unknown interpolation mode {mode!r}; use 'z' or 'class'")
+    images = _generate_conditioned(G, z, cond).cpu()
+    return _save_grid_atomic(images, Path(path), nrow=steps)

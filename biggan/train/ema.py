@@ -1,0 +1,53 @@
+"""Exponential moving average of G's weights for sampling (Section 4 / Appendix C, decay 0.9999).
+
+Averages PARAMETERS only. Buffers (BN running statistics, SN u vectors and tracked singular
+values) are copied from the source, not averaged: an average of power-iteration vectors or
+of BN statistics belongs to no network (the STYLE note's warning about public EMA code).
+The EMA G's BN statistics are recomputed with standing statistics before sampling anyway.
+Before `start` (paper silent; BigGAN-PyTorch starts at 20k iterations) the target simply
+tracks the source (decay 0).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class EMA:
+    def __init__(
+        self,
+        source: nn.Module,  # the G being trained
+        target: nn.Module,  # a G of the same architecture that holds the average
+        decay: float,  # Appendix C: 0.9999
+        start: int,  # iteration at which averaging starts; copies before it
+    ) -> None:
+        self.source = source
+        self.target = target
+        self.decay = decay
+        self.start = start
+        self._pairs = self._match(dict(source.named_parameters()), dict(target.named_parameters()), "parameter")
+        self._buffers = self._match(dict(source.named_buffers()), dict(target.named_buffers()), "buffer")
+        for p in target.parameters():
+            p.requires_grad_(False)
+        self.copy_all()
+
+    @staticmethod
+    def _match(src: dict, tgt: dict, kind: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        if src.keys() != tgt.keys():
+            missing = sorted(set(src) ^ set(tgt))[:5]
+            raise ValueError(f"EMA source and target differ in {kind}s, e.g. {missing}")
+        return [(src[name], tgt[name]) for name in src]
+
+    @torch.no_grad()
+    def copy_all(self) -> None:
+        for s, t in self._pairs + self._buffers:
+            t.copy_(s)
+
+    @torch.no_grad()
+    def update(self, iteration: int) -> None:
+        decay = self.decay if iteration >= self.start else 0.0
+        for s, t in self._pairs:
+            t.lerp_(s.detach(), 1.0 - decay)  # t = decay * t + (1 - decay) * s
+        for s, t in self._buffers:
+            t.copy_(s)
