@@ -1,0 +1,116 @@
+"""Parameter counts of G + D against the paper's Tables 1 and 3.
+
+What the paper counts (worked out by matching all five Table 1 rows to within 0.05 M):
+- every parameter of G and D at 128 px with 1,000 classes, biases, BN gains and the
+  self-attention gamma included; SN u vectors / tracked singular values are buffers, not
+  parameters, and are not counted;
+- MINUS the 1000 x 128 shared class embedding of G (0.128 M), which the totals leave out;
+- the rows without hierarchical latents use dim_z = 128 (the SA-GAN baseline's latent
+  size), the rows with them dim_z = 120 (Appendix B: 20 per chunk x 6);
+- without the shared embedding, each conditional BN has its own class embedding for gain
+  and for bias (num_classes x C each, as BigGAN-PyTorch's `which_embedding`); G's output BN
+  is unconditional in every row.
+
+Models are built on the meta device, so counting a 355 M-parameter model allocates nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from biggan.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class ParamCount:
+    generator: int  # every parameter of G
+    discriminator: int  # every parameter of D
+    shared_embedding: int  # G's shared class embedding (0 when shared=False)
+
+    @property
+    def paper_total(self) -> int:
+        """G + D without the shared embedding: the quantity Tables 1 and 3 report."""
+        return self.generator + self.discriminator - self.shared_embedding
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    table: str  # "Table 1" or "Table 3"
+    label: str  # the row, in the paper's words
+    config: ModelConfig
+    paper_millions: float  # the published figure
+
+
+def count_parameters(cfg: ModelConfig) -> ParamCount:
+    from biggan.models import build_models  # local: params is imported by the CLI at start-up
+
+    with torch.device("meta"):
+        G, D = build_models(cfg)
+    shared = G.shared.weight.numel() if G.shared is not None else 0
+    return ParamCount(
+        generator=sum(p.numel() for p in G.parameters()),
+        discriminator=sum(p.numel() for p in D.parameters()),
+        shared_embedding=shared,
+    )
+
+
+def _imagenet128(ch: int, shared: bool, hier: bool) -> ModelConfig:
+    # Without hierarchical latents the baseline's latent size is 128 (see module docstring).
+    return ModelConfig(resolution=128, num_classes=1000, ch=ch, shared=shared, hier=hier,
+                       dim_z=120 if hier else 128)
+
+
+def _jft256(ch: int, shared: bool, hier: bool) -> ModelConfig:
+    return ModelConfig(resolution=256, num_classes=8500, ch=ch, shared=shared, hier=hier,
+                       dim_z=140 if hier else 128)
+
+
+# Table 1 rows the issue names (ortho changes no parameter count; it is listed for clarity).
+TABLE1 = [
+    PaperRow("Table 1", "ch 96, shared + hier + ortho", _imagenet128(96, True, True), 158.3),
+    PaperRow("Table 1", "ch 96, shared only", _imagenet128(96, True, False), 160.6),
+    PaperRow("Table 1", "ch 96, none (baseline)", _imagenet128(96, False, False), 173.5),
+    PaperRow("Table 1", "ch 64, none", _imagenet128(64, False, False), 81.5),
+    PaperRow("Table 1", "ch 64, shared + hier + ortho", _imagenet128(64, True, True), 71.3),
+]
+
+# Table 3: JFT-300M at 256 px with the 8.5K most frequent labels.
+TABLE3 = [
+    PaperRow("Table 3", "ch 64, baseline (no shared/hier/ortho)", _jft256(64, False, False), 317.1),
+    PaperRow("Table 3", "ch 64, shared + hier + ortho", _jft256(64, True, True), 99.4),
+    PaperRow("Table 3", "ch 96, shared + hier + ortho", _jft256(96, True, True), 207.9),
+    PaperRow("Table 3", "ch 128, shared + hier + ortho", _jft256(128, True, True), 355.7),
+]
+
+
+def comparison(rows: list[PaperRow]) -> list[dict]:
+    """One dict per row: label, G, D, shared embedding, ours (paper's convention), paper, diff (M)."""
+    out = []
+    for row in rows:
+        count = count_parameters(row.config)
+        ours = count.paper_total / 1e6
+        out.append({
+            "table": row.table,
+            "row": row.label,
+            "resolution": row.config.resolution,
+            "classes": row.config.num_classes,
+            "dim_z": row.config.dim_z,
+            "G_M": round(count.generator / 1e6, 3),
+            "D_M": round(count.discriminator / 1e6, 3),
+            "shared_embedding_M": round(count.shared_embedding / 1e6, 3),
+            "ours_M": round(ours, 3),
+            "paper_M": row.paper_millions,
+            "diff_M": round(ours - row.paper_millions, 3),
+        })
+    return out
+
+
+def format_table(rows: list[dict]) -> str:
+    header = f"{'table':8} {'row':40} {'G (M)':>8} {'D (M)':>8} {'ours (M)':>9} {'paper':>7} {'diff':>7}"
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(f"{r['table']:8} {r['row']:40} {r['G_M']:8.2f} {r['D_M']:8.2f} "
+                     f"{r['ours_M']:9.2f} {r['paper_M']:7.1f} {r['diff_M']:+7.2f}")
+    return "\n".join(lines)
