@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import torch
 
 from biggan.config import ExperimentConfig
-from biggan.models import Discriminator, Generator, build_models
+from biggan.models import Generator, build_models
 from biggan.models.batchnorm import CrossReplicaReducer, LocalReducer, set_bn_reducer
 from biggan.models.spectral import singular_values
 from biggan.train import checkpoint as ckpt
@@ -234,10 +234,10 @@ def save_progress_samples(G_ema: Generator, cfg: ExperimentConfig, path: Path, d
     sampler_G = copy.deepcopy(G_ema)
     set_bn_reducer(sampler_G, LocalReducer())
     standing_stats_(sampler_G, cfg.model.num_classes, cfg.train.standing_stats_batches,
-                    min(cfg.train.batch_size, 64), None, device)
+                    min(cfg.train.batch_size, 64), None, device, prior=cfg.model.latent, seed=cfg.train.seed)
+    # Fixed classes and z (same seed every time) so consecutive sheets are comparable.
     classes = list(range(min(cfg.model.num_classes, 10)))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_sample_sheet(sampler_G, path, classes, 8, None, cfg.train.seed)
+    save_sample_sheet(sampler_G, path, classes, 8, None, cfg.train.seed, prior=cfg.model.latent)
 
 
 def _write_scratch_checkpoint(run_dir: Path, state: dict[str, Any], metrics: dict[str, Any]) -> Path:

@@ -1,0 +1,167 @@
+"""Ray Train launcher: the only training module that imports Ray.
+
+`launch_training(cfg)` runs `biggan.train.loop.train` in `cluster.num_workers` TorchTrainer
+workers (gloo on CPU, NCCL on GPU), or in this process when `num_workers == 0`.
+
+Storage: `RunConfig(name=cfg.name, storage_path=run_root)`, so Ray's run folder IS the run
+directory: Ray persists each reported checkpoint there as `checkpoint_<iteration:08d>`
+(we pass `checkpoint_dir_name`), next to our options.json / stats.jsonl / samples/.
+Resume (Ray Train V2): a new trainer with the same name and storage path starts from
+`ray.train.get_checkpoint()`, i.e. the latest checkpoint; `FailureConfig(max_failures)`
+restarts the worker group from it after a worker dies.
+
+Keeping "the last few + the best": Ray's CheckpointConfig keeps the top K by ONE score,
+which cannot express both, so Ray keeps every checkpoint (`num_to_keep=None`) and rank 0
+prunes the run directory after each save (`checkpoint.prune_checkpoints`: newest
+`keep_checkpoints` + best by `best_metric` + the one marked for evaluation). Ray's own resume
+only ever needs the newest, which is never pruned.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from biggan.config import ClusterConfig, ExperimentConfig
+from biggan.train import checkpoint as ckpt
+from biggan.train.context import LocalContext
+from biggan.train.loop import train
+
+# Test hook (used by the FailureConfig integration test): a worker of rank 0 exits hard,
+# once, when it reaches this iteration; the marker file makes it fire only once per run.
+FAIL_ONCE_ENV = "BIGGAN_FAIL_ONCE_AT_ITERATION"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path  # the run directory (options.json, stats.jsonl, checkpoints, samples/)
+    checkpoint: Path | None  # the checkpoint to evaluate (last before collapse, else newest)
+    metrics: dict[str, Any] = field(default_factory=dict)  # last reported metrics
+    dashboard_url: str | None = None  # Ray dashboard (None in-process or when not served)
+
+
+def resolve_paths(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Absolute run root and shard paths: Ray workers chdir into their own trial folders."""
+    data = cfg.data.model_copy(update={
+        "train_shards": Path(cfg.data.train_shards).resolve(),
+        "val_shards": None if cfg.data.val_shards is None else Path(cfg.data.val_shards).resolve(),
+    })
+    return cfg.model_copy(update={"run_root": Path(cfg.run_root).resolve(), "data": data})
+
+
+def connect_ray(cluster: ClusterConfig) -> str | None:
+    """Reuse an initialised Ray, else join `ray_address`/RAY_ADDRESS, else start a local one
+    with its dashboard on `dashboard_host` (loopback by default). Returns the dashboard URL."""
+    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")  # Train runs on the dashboard
+    import ray
+    from ray._private.worker import get_dashboard_url
+
+    if not ray.is_initialized():
+        address = cluster.ray_address or os.environ.get("RAY_ADDRESS")
+        env = {"env_vars": {"RAY_TRAIN_ENABLE_STATE_TRACKING": "1"}}
+        if address:
+            ray.init(address=address, runtime_env=env)
+        else:
+            ray.init(include_dashboard=True, dashboard_host=cluster.dashboard_host, runtime_env=env)
+    url = get_dashboard_url()
+    if url and not url.startswith("http"):
+        url = f"http://{url}"
+    return url or None
+
+
+class RayTrainContext:
+    """TrainContext over ray.train: every rank reports, rank 0 attaches the checkpoint."""
+
+    def __init__(self):
+        import ray.train
+        import ray.train.torch
+
+        context = ray.train.get_context()
+        self.rank = context.get_world_rank()
+        self.world_size = context.get_world_size()
+        self.device = ray.train.torch.get_device()
+        self._restored: tempfile.TemporaryDirectory | None = None
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+        import ray.train
+
+        fail_at = os.environ.get(FAIL_ONCE_ENV)
+        if fail_at and self.rank == 0 and int(metrics.get("iteration", 0)) >= int(fail_at):
+            marker = Path(os.environ.get(FAIL_ONCE_ENV + "_MARKER", "/tmp/biggan-fail-once"))
+            if not marker.exists():
+                marker.write_text(str(metrics.get("iteration")))
+                os._exit(17)  # die like a killed process: no cleanup, no exception
+        checkpoint = None
+        name = None
+        if checkpoint_dir is not None:
+            checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir))
+            name = ckpt.checkpoint_name(int(ckpt.read_meta(checkpoint_dir)["iteration"]))
+        ray.train.report(_plain(metrics), checkpoint=checkpoint, checkpoint_dir_name=name)
+
+    def latest_checkpoint(self) -> Path | None:
+        import ray.train
+
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            return None
+        self._restored = tempfile.TemporaryDirectory(prefix="biggan-restore-")
+        return Path(checkpoint.to_directory(self._restored.name))
+
+
+def _worker_loop(loop_config: dict[str, Any]) -> None:
+    """Entry point of every Ray worker: re-validate the config where it enters, then train."""
+    torch.set_num_threads(int(loop_config.get("threads", 1)))
+    cfg = ExperimentConfig.model_validate(loop_config["config"])
+    train(cfg, RayTrainContext())
+
+
+def launch_training(cfg: ExperimentConfig) -> TrainResult:
+    """Run the training job described by `cfg`; return where its results are."""
+    cfg = resolve_paths(cfg)
+    run_dir = cfg.run_dir
+    if cfg.cluster.num_workers == 0:
+        device = torch.device("cuda" if cfg.cluster.use_gpu and torch.cuda.is_available() else "cpu")
+        result = train(cfg, LocalContext(run_dir, device))
+        return TrainResult(run_dir=run_dir, checkpoint=_to_evaluate(run_dir), metrics=result.metrics)
+
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    dashboard_url = connect_ray(cfg.cluster)
+    if dashboard_url:
+        print(f"Ray dashboard: {dashboard_url}", flush=True)
+    trainer = TorchTrainer(
+        _worker_loop,
+        train_loop_config={"config": cfg.model_dump(mode="json"), "threads": max(1, int(cfg.cluster.cpus_per_worker))},
+        torch_config=TorchConfig(backend="nccl" if cfg.cluster.use_gpu else "gloo"),
+        scaling_config=ScalingConfig(num_workers=cfg.cluster.num_workers, use_gpu=cfg.cluster.use_gpu,
+                                     resources_per_worker={"CPU": cfg.cluster.cpus_per_worker}),
+        run_config=RunConfig(
+            name=cfg.name,
+            storage_path=str(cfg.run_root),
+            failure_config=FailureConfig(max_failures=cfg.cluster.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=None),  # pruned by rank 0, see module doc
+        ),
+    )
+    result = trainer.fit()
+    if result.error is not None:
+        raise RuntimeError(f"training run {cfg.name} failed: {result.error}") from result.error
+    return TrainResult(run_dir=run_dir, checkpoint=_to_evaluate(run_dir), metrics=dict(result.metrics or {}),
+                       dashboard_url=dashboard_url)
+
+
+def _to_evaluate(run_dir: Path) -> Path | None:
+    try:
+        return ckpt.checkpoint_to_evaluate(run_dir)
+    except FileNotFoundError:
+        return None
+
+
+def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
+            for k, v in metrics.items()}
