@@ -11,6 +11,7 @@ NCCL (GPU) alike, unlike `torch.nn.SyncBatchNorm` (CUDA only).
 
 from __future__ import annotations
 
+import warnings
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -51,7 +52,11 @@ class CrossReplicaReducer:
         channels = sum.shape[0]
         packed = torch.cat([sum, sum_sq, count.reshape(1).to(sum.dtype)])
         group = self.group if self.group is not None else dist.group.WORLD
-        packed = all_reduce(packed, op=dist.ReduceOp.SUM, group=group)
+        with warnings.catch_warnings():
+            # torch 2.14 marks it deprecated in favour of _functional_collectives.all_reduce,
+            # which has no autograd formula here; this one is differentiable on gloo and NCCL.
+            warnings.filterwarnings("ignore", message=".*all_reduce is deprecated.*", category=FutureWarning)
+            packed = all_reduce(packed, op=dist.ReduceOp.SUM, group=group)
         return packed[:channels], packed[channels : 2 * channels], packed[2 * channels]
 
     def __repr__(self) -> str:

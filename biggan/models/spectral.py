@@ -87,7 +87,11 @@ class SpectralNorm:
             with torch.no_grad():
                 for buf, sv in zip(self.sn_svs, svs):
                     buf.copy_(sv.reshape(1))
-        return self.weight / svs[0]
+        # Dividing by max(sigma, eps) instead of sigma (BigGAN-PyTorch) only differs for a
+        # degenerate weight with sigma < eps: an all-zero weight (e.g. zeroed cBN projections,
+        # which must give gain 1 and bias 0) then stays zero instead of becoming 0/0 = NaN.
+        # sigma(W / max(sigma, eps)) <= 1 still holds, so the Lipschitz bound is kept.
+        return self.weight / svs[0].clamp_min(self.sn_eps)
 
 
 class SNConv2d(nn.Conv2d, SpectralNorm):

@@ -1,0 +1,123 @@
+"""Reducer-backed (conditional) BatchNorm."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from biggan.config import ModelConfig
+from biggan.models import Generator
+from biggan.models.batchnorm import (
+    BatchNorm2d,
+    BatchStatsReducer,
+    ConditionalBatchNorm2d,
+    CrossReplicaReducer,
+    LocalReducer,
+    batchnorms,
+    set_bn_reducer,
+)
+
+torch.set_num_threads(1)
+
+
+def _zero_cbn(channels: int, cond_dim: int, eps: float) -> ConditionalBatchNorm2d:
+    gain, bias = nn.Linear(cond_dim, channels, bias=False), nn.Linear(cond_dim, channels, bias=False)
+    nn.init.zeros_(gain.weight)
+    nn.init.zeros_(bias.weight)
+    return ConditionalBatchNorm2d(channels, cond_dim, gain, bias, eps=eps, reducer=LocalReducer())
+
+
+def test_local_cbn_equals_torch_batchnorm_in_train_mode():
+    """Zero projections = gain 1, bias 0: output, input gradient and running stats equal BatchNorm2d's."""
+    torch.manual_seed(0)
+    x = torch.randn(6, 5, 4, 3) * 3 + 1
+    cond = torch.randn(6, 7)
+    ours, ref = _zero_cbn(5, 7, eps=1e-4), nn.BatchNorm2d(5, eps=1e-4, momentum=0.1)
+    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out_a, out_b = ours(xa, cond), ref(xb)
+    torch.testing.assert_close(out_a, out_b, atol=1e-5, rtol=1e-5)
+    weights = torch.randn_like(out_a)
+    (out_a * weights).sum().backward()
+    (out_b * weights).sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(ours.bn.running_mean, ref.running_mean, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(ours.bn.running_var, ref.running_var, atol=1e-5, rtol=1e-5)
+    ours.eval(), ref.eval()
+    torch.testing.assert_close(ours(x, cond), ref(x), atol=1e-5, rtol=1e-5)
+
+
+def test_cbn_matches_hand_computation_with_gain_and_bias():
+    torch.manual_seed(1)
+    x, cond = torch.randn(4, 3, 2, 2), torch.randn(4, 2)
+    cbn = _zero_cbn(3, 2, eps=1e-4)
+    nn.init.normal_(cbn.gain.weight)
+    nn.init.normal_(cbn.bias.weight)
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    gain = 1 + cond @ cbn.gain.weight.t()
+    bias = cond @ cbn.bias.weight.t()
+    expected = (x - mean) / torch.sqrt(var + 1e-4) * gain[:, :, None, None] + bias[:, :, None, None]
+    torch.testing.assert_close(cbn(x, cond), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_gain_is_one_centred_and_bias_zero_centred_in_generator():
+    """Zeroing every BN projection of G leaves plain BN: gain exactly 1, bias exactly 0."""
+    G = Generator(ModelConfig(resolution=32, num_classes=4, ch=4, dim_z=16, shared_dim=8))
+    cbn = G.blocks[0][0].bn1
+    with torch.no_grad():
+        cbn.gain.weight.zero_()
+        cbn.bias.weight.zero_()
+    cond = torch.randn(3, cbn.cond_dim)
+    assert torch.equal(1.0 + cbn.gain(cond), torch.ones(3, cbn.bn.num_features))
+    assert torch.equal(cbn.bias(cond), torch.zeros(3, cbn.bn.num_features))
+
+
+class CountingReducer:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def reduce(self, sum, sum_sq, count):
+        self.calls += 1
+        return sum, sum_sq, count
+
+
+def test_reducer_consulted_by_every_bn_including_output():
+    G = Generator(ModelConfig(resolution=32, num_classes=4, ch=4, dim_z=16, shared_dim=8))
+    reducer = CountingReducer()
+    assert isinstance(reducer, BatchStatsReducer)
+    n = set_bn_reducer(G, reducer)
+    assert n == 2 * len(G.blocks) + 1  # two cBNs per block + the output BN
+    assert isinstance(G.output_bn, BatchNorm2d) and G.output_bn.bn.reducer is reducer
+    G.train()
+    G(torch.randn(2, G.dim_z), torch.tensor([0, 3]))
+    assert reducer.calls == n
+    G.eval()
+    G(torch.randn(2, G.dim_z), torch.tensor([0, 3]))
+    assert reducer.calls == n  # eval uses running statistics: no reduction
+
+
+def test_reducer_passed_at_construction():
+    reducer = CountingReducer()
+    G = Generator(ModelConfig(resolution=32, num_classes=4, ch=4, dim_z=16, shared_dim=8), bn_reducer=reducer)
+    assert all(layer.reducer is reducer for layer in batchnorms(G))
+
+
+def test_cross_replica_reducer_single_process_group(tmp_path):
+    """A world of one: the all-reduce path runs (gloo, CPU) and equals local statistics."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():  # another test owns a group; nothing to prove here
+        return
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        torch.manual_seed(2)
+        x = torch.randn(4, 3, 2, 2, requires_grad=True)
+        a = _zero_cbn(3, 2, 1e-4)
+        a.bn.reducer = CrossReplicaReducer()
+        out = a(x, torch.zeros(4, 2))
+        b = _zero_cbn(3, 2, 1e-4)
+        torch.testing.assert_close(out, b(x, torch.zeros(4, 2)), atol=1e-6, rtol=1e-6)
+        out.sum().backward()
+        assert x.grad is not None and torch.isfinite(x.grad).all()
+    finally:
+        dist.destroy_process_group()
