@@ -50,6 +50,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are ordinary readable run files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -165,3 +165,40 @@ def _to_evaluate(run_dir: Path) -> Path | None:
 def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
             for k, v in metrics.items()}
+
+
+def experiment_from_params(preset: str, overrides: dict[str, Any] | None = None, shards: str | Path | None = None,
+                           num_workers: int | None = None, use_gpu: bool | None = None) -> ExperimentConfig:
+    """The `train-biggan` flow's parameters validated into one ExperimentConfig.
+
+    `shards` is either a shard set (a folder holding dataset.json: the training split; a
+    sibling `val/` is used as held-out split when present) or a root holding `train/` and
+    `val/`, as written by `biggan shard`. Explicit `num_workers` / `use_gpu` win over presets.
+    """
+    from biggan.config import apply_overrides
+    from biggan.presets import get_preset
+
+    pairs: dict[str, Any] = dict(overrides or {})
+    if shards is not None:
+        root = Path(shards).resolve()
+        if (root / "dataset.json").is_file():
+            pairs["data.train_shards"] = str(root)
+            val = root.parent / "val"
+            pairs["data.val_shards"] = str(val) if (val / "dataset.json").is_file() and val != root else None
+        elif (root / "train").is_dir():
+            pairs["data.train_shards"] = str(root / "train")
+            pairs["data.val_shards"] = str(root / "val") if (root / "val").is_dir() else None
+        else:
+            raise ValueError(f"shards {shards} holds neither dataset.json nor a train/ folder")
+    if num_workers is not None:
+        pairs["cluster.num_workers"] = num_workers
+    if use_gpu is not None:
+        pairs["cluster.use_gpu"] = use_gpu
+    cfg = apply_overrides(get_preset(preset), pairs)
+    train_shards = Path(cfg.data.train_shards)
+    if not (train_shards / "dataset.json").is_file():
+        raise ValueError(f"training shards {train_shards} have no dataset.json; shard the data first "
+                         f"(`biggan shard ...` or the shard-dataset flow) or pass shards=")
+    if cfg.cluster.use_gpu and cfg.cluster.num_workers == 0 and not torch.cuda.is_available():
+        raise ValueError("use_gpu is set but no GPU is visible in this process")
+    return cfg  # type: ignore[return-value]
