@@ -65,7 +65,10 @@ def compute_metrics(
         save_cpu_ram=True,
     )
     if kid:
-        kwargs["kid_subset_size"] = min(1000, n, len(reference.images))  # type: ignore[union-attr]
+        # torch-fidelity's default subset (1000) must fit both sides; len() of the reference
+        # would read the shards, so its size comes from dataset.json when known.
+        ref_size = reference.size_hint if reference.size_hint is not None else len(reference.images)  # type: ignore[union-attr]
+        kwargs["kid_subset_size"] = min(1000, n, ref_size)
     if needs_reference:
         kwargs["input2"] = reference.images  # type: ignore[union-attr]
         # Only the reference is cached: generated samples change with every checkpoint.

@@ -40,12 +40,17 @@ class Reference:
     images: LazyShardImages
     cache_name: str
     shard_dir: Path
+    size_hint: int | None  # image count known from dataset.json without reading (None for subsets)
 
 
 def shard_reference(shard_dir: Path, classes: Sequence[int] | None = None, limit: int | None = None) -> Reference:
     """The reference of a shard set (optionally a class subset or the first `limit` images)."""
+    from biggan.data.info import load_dataset_info
+
+    size = load_dataset_info(Path(shard_dir)).num_samples if classes is None else None
     return Reference(
         images=LazyShardImages(Path(shard_dir), classes=classes, limit=limit),
         cache_name=f"ref-{shard_fingerprint(Path(shard_dir), classes, limit)}",
         shard_dir=Path(shard_dir),
+        size_hint=None if size is None else (size if limit is None else min(size, limit)),
     )
