@@ -85,6 +85,32 @@ TABLE3 = [
 ]
 
 
+# Table 3 explained. With the 8.5K classes the issue names, ours land 10-20 M BELOW the
+# paper (and 127 M below for the baseline), by an amount linear in ch: exactly what class
+# embeddings sized for MORE classes add (D's projection embedding is num_classes x 16ch; the
+# baseline's per-BN embeddings are num_classes x C each). Sizing every class embedding for
+# JFT-300M's full label vocabulary, 18,291 labels (Sun et al. 2017), while training on the
+# 8.5K most frequent, reproduces the baseline (317.0 vs 317.1 M); the remaining 0.1-0.3 M of
+# the shared+hier rows is fitted by a 24-d z chunk per block (dim_z 168 = 7 x 24) instead of
+# 20 (dim_z 140): then all four rows land within 0.1 M. This is our reading, not stated in
+# the paper; `biggan params` prints both the literal rows and this fit.
+JFT_FULL_VOCABULARY = 18_291
+
+
+
+def _jft256_fit(ch: int, shared: bool, hier: bool) -> ModelConfig:
+    return ModelConfig(resolution=256, num_classes=JFT_FULL_VOCABULARY, ch=ch, shared=shared, hier=hier,
+                       dim_z=168 if hier else 128)
+
+
+TABLE3_FIT = [
+    PaperRow("Table 3*", "ch 64, baseline [18,291 cls, z 128]", _jft256_fit(64, False, False), 317.1),
+    PaperRow("Table 3*", "ch 64, all [18,291 cls, z 168]", _jft256_fit(64, True, True), 99.4),
+    PaperRow("Table 3*", "ch 96, all [18,291 cls, z 168]", _jft256_fit(96, True, True), 207.9),
+    PaperRow("Table 3*", "ch 128, all [18,291 cls, z 168]", _jft256_fit(128, True, True), 355.7),
+]
+
+
 def comparison(rows: list[PaperRow]) -> list[dict]:
     """One dict per row: label, G, D, shared embedding, ours (paper's convention), paper, diff (M)."""
     out = []
