@@ -36,7 +36,7 @@ def test_params_command_prints_both_tables():
     result = CliRunner().invoke(main, ["params", "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
-    assert len(rows) == len(TABLE1) + len(TABLE3)
+    assert len(rows) == len(TABLE1) + 2 * len(TABLE3)  # Table 1, Table 3 literal, Table 3 reading
     assert all(abs(r["diff_M"]) < 0.1 for r in rows if r["table"] == "Table 1")
     table = CliRunner().invoke(main, ["params", "--table", "1"])
     assert table.exit_code == 0 and "158.3" in table.output and "Table 3" not in table.output
