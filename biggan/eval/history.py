@@ -43,8 +43,10 @@ def unevaluated_checkpoints(run_dir: Path) -> list[Path]:
 def append_history(run_dir: Path, record: dict) -> Path:
     """Append one record (one line, flushed and fsynced) to the history."""
     path = Path(run_dir) / HISTORY_FILE
+    # After a torn line (crash mid-append) start on a fresh line, so this record stays whole.
+    torn = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
     with open(path, "a") as handle:
-        handle.write(json.dumps(record) + "\n")
+        handle.write(("\n" if torn else "") + json.dumps(record) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
     return path

@@ -73,7 +73,7 @@ def prepare_generator(G: torch.nn.Module, cfg: ExperimentConfig, truncation: flo
 
     G.to(device)
     standing_stats_(G, cfg.model.num_classes, cfg.train.standing_stats_batches, cfg.eval.batch_size,
-                    truncation, device)
+                    truncation, device, prior=cfg.model.latent, seed=cfg.eval.seed)
     G.eval()
     return G
 

@@ -109,7 +109,7 @@ def truncation_curve(
     device: torch.device | str = "cpu",
 ) -> dict:
     """Sweep thresholds; write curve.csv/json, curve.png, grid_t<thr>.png, operating_points.json."""
-    from biggan.eval.sampling import save_sample_sheet
+    from biggan.eval.sheets import save_sample_sheet
     from biggan.eval.scoring import prepare_generator, score_generator
 
     cfg = ctx.cfg
@@ -122,7 +122,7 @@ def truncation_curve(
         metrics = score_generator(G, ctx, threshold, num_samples=num_samples, device=device)
         rows.append({"threshold": threshold, **metrics})
         grid = out_dir / f"grid_t{threshold:g}.png"
-        save_sample_sheet(G, grid, classes, grid_per_class, threshold, cfg.eval.seed)
+        save_sample_sheet(G, grid, classes, grid_per_class, threshold, cfg.eval.seed, prior=cfg.model.latent)
         grids[str(threshold)] = str(grid)
     points = operating_points(rows, val_is)
     csv_path, json_path = write_table(rows, out_dir)

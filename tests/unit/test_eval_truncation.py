@@ -1,0 +1,61 @@
+"""Truncation curve: Table 2 operating points math and the files of a real (tiny) sweep."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from biggan.eval.truncation import operating_points
+
+ROWS = [
+    {"threshold": 2.0, "IS": 5.0, "FID": 12.0},
+    {"threshold": 1.0, "IS": 7.0, "FID": 9.0},
+    {"threshold": 0.5, "IS": 9.0, "FID": 10.0},
+    {"threshold": 0.04, "IS": 10.0, "FID": 20.0},
+]
+
+
+def test_operating_points_interpolate_the_is_match():
+    points = operating_points(ROWS, val_is=8.0)
+    assert points["best_fid"] == {"threshold": 1.0, "IS": 7.0, "FID": 9.0}
+    assert points["max_is"] == {"threshold": 0.04, "IS": 10.0, "FID": 20.0}
+    match = points["is_matches_val"]
+    assert match["method"] == "interpolated"
+    assert match["threshold"] == pytest.approx(0.75) and match["FID"] == pytest.approx(9.5)
+    assert match["IS"] == 8.0
+
+
+def test_operating_points_nearest_when_real_is_is_out_of_reach():
+    match = operating_points(ROWS, val_is=30.0)["is_matches_val"]
+    assert match == {"threshold": 0.04, "IS": 10.0, "FID": 20.0, "method": "nearest"}
+    assert operating_points(ROWS, val_is=None)["is_matches_val"] is None
+
+
+def test_truncation_curve_writes_consistent_files(digits_shards, tmp_path):
+    from biggan.eval.scoring import ensure_classifier, eval_context
+    from biggan.eval.truncation import truncation_curve
+    from biggan.models import build_models
+    from tests.unit._eval_fixtures import tiny_config
+
+    torch.set_num_threads(1)
+    cfg = tiny_config(tmp_path / "runs", digits_shards)
+    classifier = ensure_classifier(cfg)
+    ctx = eval_context(cfg, classifier.path)
+    G, _ = build_models(cfg.model)
+    out = truncation_curve(G, ctx, tmp_path / "trunc", val_is=1.5, num_samples=30, grid_per_class=2)
+
+    table = json.loads((tmp_path / "trunc" / "curve.json").read_text())
+    with open(tmp_path / "trunc" / "curve.csv") as handle:
+        csv_rows = list(csv.DictReader(handle))
+    assert [r["threshold"] for r in table] == [1.0, 0.5]
+    assert [float(r["FID"]) for r in csv_rows] == pytest.approx([r["FID"] for r in table])
+    for name in ("curve.png", "grid_t1.png", "grid_t0.5.png", "operating_points.json"):
+        assert (tmp_path / "trunc" / name).stat().st_size > 0
+    points = json.loads((tmp_path / "trunc" / "operating_points.json").read_text())
+    assert points["best_fid"]["FID"] == min(r["FID"] for r in table)
+    assert points["max_is"]["IS"] == max(r["IS"] for r in table)
+    assert points["is_matches_val"] is not None
+    assert points == out["operating_points"]
