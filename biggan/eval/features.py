@@ -8,6 +8,7 @@ file's sha256 to the name.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,10 +77,15 @@ class Extractor:
     weights_path: Path | None  # None only for the official (downloaded) Inception weights
 
 
+_REGISTRY_LOCK = threading.Lock()
+
+
 def _register(name: str, cls: type) -> None:
-    # Registering is process-global in torch-fidelity; re-registering the same name raises.
-    if name not in FEATURE_EXTRACTORS_REGISTRY:
-        register_feature_extractor(name, cls)
+    # Registering is process-global in torch-fidelity and re-registering a name raises; the
+    # pipeline's parallel nodes run as threads of one process, hence the lock.
+    with _REGISTRY_LOCK:
+        if name not in FEATURE_EXTRACTORS_REGISTRY:
+            register_feature_extractor(name, cls)
 
 
 def dataset_classifier_extractor(classifier_path: Path) -> Extractor:

@@ -126,3 +126,25 @@ def real_inception_score(ctx: EvalContext, shard_dir: Path) -> float:
     ref = shard_reference(shard_dir)
     return compute_metrics(ref.images, ctx.extractor, None, None, isc=True, fid=False,
                            batch_size=ctx.cfg.eval.batch_size)["IS"]
+
+
+def load_run_config(run_dir: Path, eval_overrides: dict | None = None) -> ExperimentConfig:
+    """The run's resolved config (RUN_DIR/options.json, else the newest checkpoint's) with
+    dotted overrides of its eval section applied, e.g. {"num_samples": 500}."""
+    import json
+
+    from biggan.config import apply_overrides
+    from biggan.train.checkpoint import list_checkpoints, load_state
+
+    run_dir = Path(run_dir)
+    options = run_dir / "options.json"
+    if options.is_file():
+        cfg = ExperimentConfig.model_validate(json.loads(options.read_text()))
+    else:
+        checkpoints = list_checkpoints(run_dir)
+        if not checkpoints:
+            raise FileNotFoundError(f"{run_dir} has neither options.json nor a checkpoint")
+        cfg = ExperimentConfig.model_validate(load_state(checkpoints[-1].path)["config"])
+    if eval_overrides:
+        cfg = cfg.model_copy(update={"eval": apply_overrides(cfg.eval, eval_overrides)})
+    return cfg

@@ -130,3 +130,22 @@ def truncation_curve(
     atomic_write_text(out_dir / "operating_points.json", json.dumps(points, indent=2))
     return {"rows": rows, "operating_points": points, "csv": str(csv_path), "json": str(json_path),
             "plot": str(plot), "grids": grids, "operating_points_path": str(out_dir / "operating_points.json")}
+
+
+def truncation_curve_of_checkpoint(
+    checkpoint_dir: Path,
+    classifier_path: Path | None,  # dataset classifier (when the config uses it)
+    out_dir: Path,  # RUN_DIR/truncation
+    eval_cfg=None,  # EvalConfig; None = the run's own
+    device: torch.device | str = "cpu",
+) -> dict:
+    """The curve of a checkpoint's EMA G; the IS-matching point uses the val shards' real IS."""
+    from biggan.eval.scoring import apply_overrides_to_eval, eval_context, real_inception_score
+    from biggan.train.checkpoint import load_generator
+
+    G, run_cfg, iteration = load_generator(Path(checkpoint_dir), ema=True)
+    ctx = eval_context(apply_overrides_to_eval(run_cfg, eval_cfg), classifier_path)
+    val = ctx.cfg.data.val_shards
+    val_is = real_inception_score(ctx, Path(val)) if val is not None else None
+    out = truncation_curve(G, ctx, out_dir, val_is, device=device)
+    return {"checkpoint": Path(checkpoint_dir).name, "iteration": iteration, **out}
