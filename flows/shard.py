@@ -58,8 +58,10 @@ def write_shards_flow(plan: ShardPlan) -> list[ShardRecord]:
 
 def _task_runner(config: ShardConfig):
     if config.ray_address:
-        from prefect_ray import RayTaskRunner
-
+        try:
+            from prefect_ray import RayTaskRunner
+        except ImportError as err:  # an optional dependency on Python < 3.11
+            raise RuntimeError("ray_address needs the prefect-ray package (pip install prefect-ray)") from err
         return RayTaskRunner(address=config.ray_address)
     return ThreadPoolTaskRunner(max_workers=max(1, min(8, os.cpu_count() or 1)))
 
