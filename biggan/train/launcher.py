@@ -145,6 +145,7 @@ def launch_training(cfg: ExperimentConfig) -> TrainResult:
             name=cfg.name,
             storage_path=str(cfg.run_root),
             failure_config=FailureConfig(max_failures=cfg.cluster.max_failures),
+            worker_runtime_env={"env_vars": _worker_env()},
             checkpoint_config=CheckpointConfig(num_to_keep=None),  # pruned by rank 0, see module doc
         ),
     )
@@ -153,6 +154,15 @@ def launch_training(cfg: ExperimentConfig) -> TrainResult:
         raise RuntimeError(f"training run {cfg.name} failed: {result.error}") from result.error
     return TrainResult(run_dir=run_dir, checkpoint=_to_evaluate(run_dir), metrics=dict(result.metrics or {}),
                        dashboard_url=dashboard_url)
+
+
+def _worker_env() -> dict[str, str]:
+    """Environment the workers need from the driver (a running cluster's raylet has its own)."""
+    env = {"RAY_TRAIN_ENABLE_STATE_TRACKING": os.environ.get("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")}
+    for key in (FAIL_ONCE_ENV, FAIL_ONCE_ENV + "_MARKER"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    return env
 
 
 def _to_evaluate(run_dir: Path) -> Path | None:
