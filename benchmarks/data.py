@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -41,19 +42,21 @@ def bench_shard(root: Path, out: Path, resolution: int, workers: int) -> tuple[f
     cfg = ShardConfig(source="imagenet", root=root, out=out, resolution=resolution, samples_per_shard=100)
     start = time.perf_counter()
     info = shard_dataset(cfg, workers=workers, progress=lambda line: None)
-    return info.num_samples / (time.perf_counter() - start), info.num_samples
+    return info.num_samples / (time.perf_counter() - start), info.num_samples  # (rate, written)
 
 
-def bench_loader(batches, batch: int, count: int, warmup: int = 3) -> float:
-    """Images/s into ready (images, labels) batches, after `warmup` batches (worker start-up)."""
-    it = iter(batches)
+def bench_loader(make_batches, batch: int, steps: int, warmup: int = 3) -> float:
+    """Images/s into ready (images, labels) batches from a fresh pipeline, after `warmup`
+    batches (worker start-up and prefetch fill are not counted)."""
+    it = iter(make_batches())
     for _ in range(warmup):
         next(it)
-    steps = max(count // batch, 5)
     start = time.perf_counter()
     for images, _ in itertools.islice(it, steps):
         assert images.dtype == torch.float32
-    return steps * batch / (time.perf_counter() - start)
+    rate = steps * batch / (time.perf_counter() - start)
+    del it  # stops the DataLoader workers before the other pipeline is measured
+    return rate
 
 
 def imagefolder_batches(root: Path, resolution: int, batch: int, workers: int):
@@ -69,7 +72,7 @@ def imagefolder_batches(root: Path, resolution: int, batch: int, workers: int):
     ])
     dataset = datasets.ImageFolder(str(root / "train"), transform=tf)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers,
-                                         drop_last=True, persistent_workers=workers > 0)
+                                         drop_last=True)
     while True:  # infinite, like the training stream
         yield from loader
 
@@ -80,10 +83,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="shard-writer threads and DataLoader workers")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--resolutions", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--steps", type=int, default=10, help="timed batches per measurement")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating measurements of the two loaders (median reported), so both see "
+                             "the same background load")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"machine: {os.cpu_count()} CPUs, torch {torch.__version__}; {args.images} source JPEGs ~500x400, "
-          f"{args.workers} workers, batch {args.batch}")
+          f"{args.workers} workers, batch {args.batch}; load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(prefix="biggan-bench-") as tmp:
         root = Path(tmp) / "src"
         start = time.perf_counter()
@@ -92,10 +99,16 @@ def main() -> None:
         rows = []
         for res in args.resolutions:
             shard_rate, n = bench_shard(root, Path(tmp) / f"shards{res}", res, args.workers)
-            wds_rate = bench_loader(train_loader(Path(tmp) / f"shards{res}", args.batch, 0, 1, 0, 1000,
-                                                 args.workers), args.batch, 2 * n)
-            folder_rate = bench_loader(imagefolder_batches(root, res, args.batch, args.workers), args.batch, n)
+            shard_dir = Path(tmp) / f"shards{res}"
+            wds_rates, folder_rates = [], []
+            for _ in range(args.rounds):
+                wds_rates.append(bench_loader(lambda: train_loader(shard_dir, args.batch, 0, 1, 0, 1000, args.workers),
+                                              args.batch, args.steps))
+                folder_rates.append(bench_loader(lambda: imagefolder_batches(root, res, args.batch, args.workers),
+                                                 args.batch, args.steps))
+            wds_rate, folder_rate = statistics.median(wds_rates), statistics.median(folder_rates)
             rows.append((res, shard_rate, wds_rate, folder_rate))
+            print(f"load average {os.getloadavg()[0]:.1f}")
             print(f"{res:>4} px: shard writing {shard_rate:7.0f} img/s | WebDataset loader {wds_rate:7.0f} img/s | "
                   f"ImageFolder+DataLoader {folder_rate:7.0f} img/s | loader speed-up {wds_rate / folder_rate:.1f}x",
                   flush=True)
