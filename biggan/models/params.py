@@ -9,7 +9,9 @@ What the paper counts (worked out by matching all five Table 1 rows to within 0.
   size), the rows with them dim_z = 120 (Appendix B: 20 per chunk x 6);
 - without the shared embedding, each conditional BN has its own class embedding for gain
   and for bias (num_classes x C each, as BigGAN-PyTorch's `which_embedding`); G's output BN
-  is unconditional in every row.
+  is unconditional in every row;
+- G's first linear takes only the first z chunk (20 -> 4 x 4 x 16ch, as BigGAN-PyTorch), not
+  [z chunk, embedding]: a 148-input linear would add 3.1 M at ch 96 and miss every row.
 
 Models are built on the meta device, so counting a 355 M-parameter model allocates nothing.
 """
