@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from biggan.cli.common import echo_json, main, resolve_experiment
@@ -44,3 +46,41 @@ def params(tables: tuple[str, ...], preset: str | None, overrides: tuple[str, ..
         click.echo(format_table(result))
 
 
+
+
+@main.command("interpolate")
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Run directory (holds the checkpoint folders).")
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Checkpoint folder; default: the one the run marked for evaluation.")
+@click.option("--classes", default="0,1", show_default=True, help="Comma-separated class indices, one row each.")
+@click.option("--steps", type=int, default=8, show_default=True, help="Images per row, endpoints included.")
+@click.option("--truncation", type=float, default=None, help="Resample |z| above this threshold (Section 3.1).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
+def interpolate_command(run_dir: Path, checkpoint: Path | None, classes: str, steps: int,
+                        truncation: float | None, seed: int, out: Path) -> None:
+    """Interpolation grids from a checkpoint's EMA G: z with class fixed, class with z fixed."""
+    from biggan.eval.sampling import standing_stats_
+    from biggan.eval.sheets import save_interpolations
+    from biggan.train.checkpoint import checkpoint_to_evaluate, load_generator
+
+    try:
+        class_list = [int(c) for c in classes.split(",") if c.strip()]
+    except ValueError as err:
+        raise click.UsageError(f"--classes must be comma-separated integers, got {classes!r}") from err
+    if steps < 2:
+        raise click.UsageError("--steps must be at least 2")
+    chosen = checkpoint or checkpoint_to_evaluate(run_dir)
+    G, cfg, iteration = load_generator(chosen)
+    bad = [c for c in class_list if not 0 <= c < cfg.model.num_classes]
+    if bad or not class_list:
+        raise click.UsageError(f"classes must be in 0..{cfg.model.num_classes - 1}; got {class_list}")
+    standing_stats_(G, cfg.model.num_classes, cfg.train.standing_stats_batches,
+                    min(cfg.train.batch_size, 64), truncation, "cpu", prior=cfg.model.latent, seed=seed)
+    written = {}
+    for mode in ("z", "class"):
+        path = Path(out) / f"interp_{mode}_{Path(chosen).name}.png"
+        written[mode] = str(save_interpolations(G, path, class_list, steps, truncation, seed, mode=mode,
+                                                prior=cfg.model.latent))
+    echo_json({"interpolations": written, "checkpoint": str(chosen), "iteration": iteration})
