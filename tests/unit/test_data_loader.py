@@ -88,7 +88,7 @@ def _draws(stream, batches):
 
 def test_multi_label_draws_each_label_half_the_time_and_differ_across_epochs(two_label_shards):
     stream = train_loader(two_label_shards, 4, 0, 1, 0, 4, 0)
-    per_image = _draws(stream, 600)  # 600 epochs of the 4 images
+    per_image = _draws(stream, 400)  # 400 epochs of the 4 images
     for image, labels in per_image.items():
         counts = Counter(labels)
         assert len(counts) == 2  # both labels of this image, never another image's
