@@ -81,8 +81,11 @@ class SpectralNorm:
     def normalized_weight(self) -> Tensor:
         matrix = self.weight_matrix()
         svs: list[Tensor] = []
-        for _ in range(self.sn_num_iterations):
-            svs = power_iteration(matrix, self.sn_us, update=self.training, eps=self.sn_eps)
+        # Power iteration in fp32 even under bf16 autocast: sigma divides every weight, and a
+        # bf16 estimate (3 significant digits) would add noise to all of them.
+        with torch.autocast(device_type=matrix.device.type, enabled=False):
+            for _ in range(self.sn_num_iterations):
+                svs = power_iteration(matrix.float(), self.sn_us, update=self.training, eps=self.sn_eps)
         if self.training:
             with torch.no_grad():
                 for buf, sv in zip(self.sn_svs, svs):

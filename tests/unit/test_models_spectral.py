@@ -45,6 +45,26 @@ def test_normalized_weight_has_unit_spectral_norm():
     torch.testing.assert_close(torch.linalg.svdvals(w)[0], torch.tensor(1.0), rtol=1e-3, atol=1e-3)
 
 
+def test_svdvals_of_normalized_weight_are_tracked_ratios():
+    """The normalised weight W / sigma0 has singular values sv_i / sv0: top one 1, next two as tracked."""
+    torch.manual_seed(3)
+    layer = SNConv2d(8, 16, 3, padding=1, bias=False, num_svs=3, num_iterations=1, eps=1e-4)
+    _run_power_iterations(layer, torch.randn(1, 8, 4, 4), 400)
+    layer.eval()
+    tracked = torch.tensor(singular_values(layer)[""])
+    exact = torch.linalg.svdvals(layer.normalized_weight().detach().reshape(16, -1))[:3]
+    torch.testing.assert_close(exact, tracked / tracked[0], rtol=1e-3, atol=1e-4)
+
+
+def test_bf16_autocast_keeps_sigma_fp32():
+    layer = SNLinear(12, 8, bias=True, num_svs=3, num_iterations=1, eps=1e-4)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        out = layer(torch.randn(2, 12))
+    assert out.dtype == torch.bfloat16
+    assert all(sv.dtype == torch.float32 for sv in layer.sn_svs)
+    assert all(u.dtype == torch.float32 for u in layer.sn_us)
+
+
 def test_eval_mode_does_not_move_u_or_sv():
     layer = SNLinear(5, 4, bias=True, num_svs=3, num_iterations=1, eps=1e-4)
     layer.eval()
