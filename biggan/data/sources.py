@@ -116,12 +116,19 @@ def imagenet_sources(root: Path, split: str, val_ground_truth: Path | None = Non
         raise ValueError(f"{split_dir} is not a folder")
     items: list[SourceItem] = []
     skipped: list[SkippedEntry] = []
-    class_dirs = [p for p in split_dir.iterdir() if p.is_dir() and p.name in index]
+    folders = [p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    class_dirs = [p for p in folders if p.name in index]
     if class_dirs:
         for folder in sorted(class_dirs):
             for path in _images_in(folder):
                 items.append(SourceItem(key=path.relative_to(root).as_posix(), path=str(path),
                                         labels=(index[folder.name],)))
+        # Never drop data silently: images under a folder that is not a training class are
+        # counted as skipped, with the reason.
+        for folder in sorted(set(folders) - set(class_dirs)):
+            for path in _images_in(folder):
+                skipped.append(SkippedEntry(path=path.relative_to(root).as_posix(),
+                                            reason=f"folder {folder.name} is not a training class"))
     else:
         truth = _flat_ground_truth(root, split_dir, val_ground_truth, devkit_classes)
         for path in _images_in(split_dir):

@@ -18,6 +18,9 @@ def test_imagenet_class_index_is_sorted_wnid_position(tmp_path):
     src = imagenet_sources(tmp_path, "train")
     assert src.classes == sorted(WNIDS)
     assert len(src.items) == 6
+    write_tree(tmp_path, ["n01000001", "n09999999"], per_class=1, split="val")
+    val = imagenet_sources(tmp_path, "val")  # a val folder that is no training class: counted skip
+    assert len(val.items) == 1 and [s.reason for s in val.skipped] == ["folder n09999999 is not a training class"]
     for item in src.items:
         wnid = item.key.split("/")[1]
         assert item.labels == (sorted(WNIDS).index(wnid),)
