@@ -76,7 +76,7 @@ class SpectralNorm:
         return [getattr(self, f"sv{i}") for i in range(self.sn_num_svs)]
 
     def weight_matrix(self) -> Tensor:
-        return self.weight.view(self.weight.shape[0], -1)
+        return self.weight.reshape(self.weight.shape[0], -1)  # reshape: channels_last weights
 
     def normalized_weight(self) -> Tensor:
         matrix = self.weight_matrix()

@@ -106,3 +106,15 @@ def test_orthogonal_init():
     G = Generator(ModelConfig(resolution=32, num_classes=3, ch=4, dim_z=16, shared_dim=8))
     w = G.blocks[0][0].conv1.weight.reshape(G.blocks[0][0].conv1.weight.shape[0], -1)
     torch.testing.assert_close(w @ w.t(), torch.eye(w.shape[0]), atol=1e-5, rtol=0)
+
+
+def test_channels_last_and_bf16_autocast_run():
+    """TrainConfig.channels_last / precision=bf16 paths: SN reshapes (not views) the weight."""
+    cfg = ModelConfig(resolution=32, num_classes=5, ch=8, dim_z=32, shared_dim=16)
+    G, D = build_models(cfg)
+    G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    z, y = torch.randn(4, G.dim_z), torch.randint(0, 5, (4,))
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        logits = D(G(z, y), y)
+    logits.float().sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in G.parameters() if p.grad is not None)
