@@ -5,6 +5,8 @@ JFT-style multi-label manifest over the same images."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,17 +58,27 @@ def write_demo_data(out: Path, seed: int = 0) -> DemoData:
         is_val[members[: int(round(VAL_FRACTION * len(members)))]] = True
 
     imagenet = out / "imagenet"
+    if imagenet.exists() and not (imagenet / SYNSET_NAMES).is_file():
+        raise FileExistsError(f"{imagenet} exists and is not demo data; choose another --out")
+    # Build the tree under a temporary name and swap it in, so a rerun (another seed) never
+    # leaves an image of the old split behind in the other split.
+    building = out / f".imagenet.tmp-{os.getpid()}"
+    shutil.rmtree(building, ignore_errors=True)
     lines: dict[str, list[str]] = {"train": [], "val": []}
     for i, (pixels, digit) in enumerate(zip(images, targets)):
         split = "val" if is_val[i] else "train"
-        folder = imagenet / split / wnid(digit)
+        folder = building / split / wnid(digit)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"digit_{i:04d}.png"
         _to_png(pixels, path)
         # Second label: parity, so every image has two labels (Section 5.2's multi-label setting).
         labels = [f"digit {digit}", "even" if digit % 2 == 0 else "odd"]
-        lines[split].append(json.dumps({"path": path.relative_to(out).as_posix(), "labels": labels}))
-    (imagenet / SYNSET_NAMES).write_text("".join(f"{wnid(d)} digit {d}\n" for d in range(10)))
+        final = imagenet / split / wnid(digit) / path.name
+        lines[split].append(json.dumps({"path": final.relative_to(out).as_posix(), "labels": labels}))
+    (building / SYNSET_NAMES).write_text("".join(f"{wnid(d)} digit {d}\n" for d in range(10)))
+    if imagenet.exists():
+        shutil.rmtree(imagenet)
+    os.replace(building, imagenet)
     manifest, val_manifest = out / "manifest.jsonl", out / "manifest-val.jsonl"
     manifest.write_text("\n".join(lines["train"]) + "\n")
     val_manifest.write_text("\n".join(lines["val"]) + "\n")
