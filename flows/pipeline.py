@@ -15,16 +15,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from biggan.config import ShardConfig
 from biggan.eval import history
+from biggan.eval.scoring import evaluate_checkpoint
 from flows.evaluate import (
     dataset_classifier_task,
-    evaluate_checkpoint_task,
     memorization_task,
-    pending_checkpoints_task,
-    plot_history_task,
     publish_evaluation,
     publish_memorization,
     publish_truncation,
-    record_history_task,
     run_config_task,
     slug,
     truncation_curve_task,
@@ -43,13 +40,15 @@ def write_demo_data_task(out: str) -> str:
 
 @task(cache_policy=NO_CACHE)
 def evaluate_pending_task(run_dir: str, classifier: str | None, config) -> dict:
-    """The evaluate node: score unevaluated checkpoints, append history, redraw the plot."""
+    """The evaluate node: score unevaluated checkpoints, append history, redraw the plot
+    (what the evaluate-biggan flow does, as one task so it can run beside the other nodes)."""
     records = []
-    for checkpoint in pending_checkpoints_task.fn(run_dir):
-        record = evaluate_checkpoint_task.fn(checkpoint, classifier, config)
-        record_history_task.fn(run_dir, record)
+    for checkpoint in history.unevaluated_checkpoints(Path(run_dir)):
+        record = evaluate_checkpoint(checkpoint, None if classifier is None else Path(classifier), config.eval)
+        history.append_history(Path(run_dir), record)
         records.append(record)
-    return {"records": records, "plot": plot_history_task.fn(run_dir),
+    plot = history.plot_history(Path(run_dir))
+    return {"records": records, "plot": None if plot is None else str(plot),
             "history": str(Path(run_dir) / history.HISTORY_FILE)}
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from biggan.config import ExperimentConfig
 from biggan.train.checkpoint import atomic_write_text
 
 # The copy flag fires when the median NN distance of generated samples to the training set is
@@ -226,8 +227,6 @@ def memorization_check(checkpoint_dir: Path, out_dir: Path, eval_cfg=None, num_f
     from biggan.train.checkpoint import load_state
 
     state = load_state(Path(checkpoint_dir))
-    from biggan.config import ExperimentConfig
-
     cfg = apply_overrides_to_eval(ExperimentConfig.model_validate(state["config"]), eval_cfg)
     if cfg.data.val_shards is None:
         raise ValueError("the memorization check needs held-out shards (data.val_shards)")
