@@ -43,9 +43,15 @@ def finalize_dataset_task(plan: ShardPlan, records: list[ShardRecord]) -> Datase
 
 
 @flow(name="write-shards")
-def write_shards_flow(plan: ShardPlan) -> list[ShardRecord]:
-    """Map the shard writes over the task runner and log progress as each finishes."""
+def write_shards_flow(config: ShardConfig) -> tuple[ShardPlan, list[ShardRecord]]:
+    """Plan, then map the shard writes over this flow's task runner, logging progress as each
+    finishes. Only `config` is a flow parameter: Prefect stores flow parameters in its database,
+    and a plan can list millions of sources."""
     logger = get_run_logger()
+    plan = plan_shards_task(config)
+    logger.info("%d sources in %d shards of <= %d (%d skipped while listing)",
+                sum(len(s) for s in plan.shards), len(plan.shards), config.samples_per_shard,
+                len(plan.listing_skipped))
     futures = write_shard_task.map(unmapped(plan), list(range(len(plan.shards))))
     meter = ProgressLog(total_images=sum(len(s) for s in plan.shards), total_shards=len(plan.shards))
     records = []
@@ -53,7 +59,7 @@ def write_shards_flow(plan: ShardPlan) -> list[ShardRecord]:
         record = future.result()
         records.append(record)
         logger.info(meter.update(len(plan.shards[record.index]), record.name, record.reused))
-    return records
+    return plan, records
 
 
 def _task_runner(config: ShardConfig):
@@ -69,16 +75,14 @@ def _task_runner(config: ShardConfig):
 @flow(name="shard-dataset")
 def shard_dataset_flow(config: ShardConfig) -> dict:
     """Shard an ImageNet-style tree or a JFT-style manifest into WebDataset tars + dataset.json."""
-    logger = get_run_logger()
-    plan = plan_shards_task(config)
-    logger.info("%d sources in %d shards of <= %d (%d skipped while listing)",
-                sum(len(s) for s in plan.shards), len(plan.shards), config.samples_per_shard,
-                len(plan.listing_skipped))
-    records = write_shards_flow.with_options(task_runner=_task_runner(config))(plan)
+    # The task runner is picked per run (threads, or Ray when an address is given), so the
+    # mapped writes live in a subflow started with that runner.
+    plan, records = write_shards_flow.with_options(task_runner=_task_runner(config))(config)
     info = finalize_dataset_task(plan, records)
     reasons: dict[str, int] = {}
-    for s in info.skipped:
-        reasons[s.reason.split(":")[0]] = reasons.get(s.reason.split(":")[0], 0) + 1
+    for skipped in info.skipped:
+        reason = skipped.reason.split(":")[0]
+        reasons[reason] = reasons.get(reason, 0) + 1
     create_markdown_artifact(
         key="shard-dataset",
         markdown=(f"**{config.out}**: {info.num_samples} samples in {len(info.shards)} shards, "
