@@ -109,3 +109,20 @@ def test_multi_label_draws_differ_across_workers_and_ranks(two_label_shards):
     other_rank = list(itertools.islice(train_loader(two_label_shards, 4, 1, 2, 0, 4, 0), 20))
     mine = list(itertools.islice(train_loader(two_label_shards, 4, 0, 2, 0, 4, 0), 20))
     assert [l.tolist() for _, l in mine] != [l.tolist() for _, l in other_rank]
+
+
+def test_eval_reports_first_label_and_jpg_format_round_trips(tmp_path):
+    entries = []
+    for i in range(6):
+        unique_image(i, size=(50, 40)).save(tmp_path / f"{i}.png")
+        entries.append((f"{i}.png", [f"b{i % 2}", "a"]))  # "a" is the most frequent -> index 0
+    write_manifest(tmp_path / "m.jsonl", entries)
+    out = tmp_path / "out"
+    info = shard_dataset(ShardConfig(source="jft", manifest=tmp_path / "m.jsonl", out=out, resolution=32,
+                                     samples_per_shard=4, format="jpg", jpeg_quality=90))
+    assert info.format == "jpg" and info.classes == ["a", "b0", "b1"]
+    for images, labels, keys in eval_loader(out, 10, as_uint8=True):
+        for key, label, img in zip(keys, labels.tolist(), images):
+            i = int(key.split(".")[0])
+            assert label == 1 + i % 2  # the first listed label of the manifest line, remapped
+            assert abs(int(img[0, 5, 5]) - i) <= 3  # JPEG is lossy but close on a flat colour
