@@ -26,6 +26,8 @@ _EVAL_SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE
 def _prepare_prefect() -> None:
     # NOTES.md: Prefect's temporary server takes 15-25 s to start here; its 20 s default times out.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    # Offline machines: the temporary server's telemetry call only fails and logs an error.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def _eval_overrides(overrides: tuple[str, ...]) -> dict[str, Any]:

@@ -106,3 +106,12 @@ def test_inception_weights_by_path_without_network(tmp_path, monkeypatch):
     # Without a path, torch-fidelity would download: proves the guard above is live.
     with pytest.raises(Exception):
         fe_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+
+
+def test_optional_kid_and_precision_recall(digits_shards, classifier, tmp_path):
+    extractor = dataset_classifier_extractor(classifier.path)
+    fake = TensorImages(LazyShardImages(digits_shards["val"], limit=120)._load())
+    scores = compute_metrics(fake, extractor, shard_reference(digits_shards["train"]), tmp_path,
+                             kid=True, prc=True)
+    assert {"IS", "IS_std", "FID", "KID", "KID_std", "precision", "recall"} <= set(scores)
+    assert 0.0 <= scores["precision"] <= 1.0 and 0.0 <= scores["recall"] <= 1.0
