@@ -124,3 +124,18 @@ def test_batch_not_divisible_is_a_clear_error(tmp_path):
     cfg = tiny(tmp_path, "bad", **{"train.batch_size": 9, "train.accumulation": 2})
     with pytest.raises(ValueError, match="not divisible"):
         train(cfg, LocalContext(cfg.run_dir), real_batches_fn=synthetic_batches())
+
+
+def test_accumulation_and_channels_last_run(tmp_path):
+    """2 micro-batches per step per worker (global batch 8 = 1 worker x 2 x 4), channels_last on."""
+    seen = []
+
+    def recording(cfg, micro_batch, rank, world, seed):
+        seen.append(micro_batch)
+        return synthetic_batches()(cfg, micro_batch, rank, world, seed)
+
+    cfg = tiny(tmp_path, "accum", **{"train.accumulation": 2, "train.channels_last": True, "train.iterations": 2,
+                                     "train.checkpoint_every": 2, "train.log_every": 1})
+    result = train(cfg, LocalContext(cfg.run_dir), real_batches_fn=recording)
+    assert seen[0] == 4 and result.iteration == 2
+    assert all(torch.isfinite(torch.tensor(v)) for k, v in result.metrics.items() if k.startswith("loss/"))
