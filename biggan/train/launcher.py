@@ -4,22 +4,23 @@
 workers (gloo on CPU, NCCL on GPU), or in this process when `num_workers == 0`.
 
 Storage: `RunConfig(name=cfg.name, storage_path=run_root)`, so Ray's run folder IS the run
-directory: Ray persists each reported checkpoint there as `checkpoint_<iteration:08d>`
-(we pass `checkpoint_dir_name`), next to our options.json / stats.jsonl / samples/.
-Resume (Ray Train V2): a new trainer with the same name and storage path starts from
-`ray.train.get_checkpoint()`, i.e. the latest checkpoint; `FailureConfig(max_failures)`
+directory. Resume (Ray Train V2): a new trainer with the same name and storage path starts
+from `ray.train.get_checkpoint()`, i.e. the latest checkpoint; `FailureConfig(max_failures)`
 restarts the worker group from it after a worker dies.
 
-Keeping "the last few + the best": Ray's CheckpointConfig keeps the top K by ONE score,
-which cannot express both, so Ray keeps every checkpoint (`num_to_keep=None`) and rank 0
-prunes the run directory after each save (`checkpoint.prune_checkpoints`: newest
-`keep_checkpoints` + best by `best_metric` + the one marked for evaluation). Ray's own resume
-only ever needs the newest, which is never pruned.
+Keeping "the last few + the best": Ray's CheckpointConfig keeps the top K by ONE score, which
+cannot express both, and Ray refuses to resume a run whose snapshot names a checkpoint that
+was deleted behind its back. So the two are kept apart: Ray persists each reported checkpoint
+as `ray_checkpoint_<iteration>` and keeps only the newest (`num_to_keep=1`, scored by
+iteration) for resuming; rank 0 installs the same files as `checkpoint_<iteration:08d>` (the
+contract's checkpoints, what evaluation reads) and prunes those (`prune_checkpoints`: newest
+`keep_checkpoints` + best by `best_metric` + the one marked for evaluation).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from biggan.train.loop import train
 # Test hook (used by the FailureConfig integration test): a worker of rank 0 exits hard,
 # once, when it reaches this iteration; the marker file makes it fire only once per run.
 FAIL_ONCE_ENV = "BIGGAN_FAIL_ONCE_AT_ITERATION"
+RAY_CHECKPOINT_PREFIX = "ray_checkpoint_"  # Ray's resume copies; not listed as checkpoints
 
 
 @dataclass
@@ -77,10 +79,11 @@ def connect_ray(cluster: ClusterConfig) -> str | None:
 class RayTrainContext:
     """TrainContext over ray.train: every rank reports, rank 0 attaches the checkpoint."""
 
-    def __init__(self):
+    def __init__(self, run_dir: Path):
         import ray.train
         import ray.train.torch
 
+        self.run_dir = Path(run_dir)  # where rank 0 installs the kept checkpoint_<iteration> copies
         context = ray.train.get_context()
         self.rank = context.get_world_rank()
         self.world_size = context.get_world_size()
@@ -99,8 +102,14 @@ class RayTrainContext:
         checkpoint = None
         name = None
         if checkpoint_dir is not None:
+            checkpoint_dir = Path(checkpoint_dir)
+            iteration = int(ckpt.read_meta(checkpoint_dir)["iteration"])
+            # Our kept copy first (a crash between the two only repeats work on resume).
+            copy = Path(tempfile.mkdtemp(prefix=".copy-checkpoint-", dir=self.run_dir))
+            shutil.copytree(checkpoint_dir, copy, dirs_exist_ok=True)
+            ckpt.install_directory(copy, self.run_dir / ckpt.checkpoint_name(iteration))
             checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir))
-            name = ckpt.checkpoint_name(int(ckpt.read_meta(checkpoint_dir)["iteration"]))
+            name = f"{RAY_CHECKPOINT_PREFIX}{iteration:08d}"
         ray.train.report(_plain(metrics), checkpoint=checkpoint, checkpoint_dir_name=name)
 
     def latest_checkpoint(self) -> Path | None:
@@ -117,7 +126,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     """Entry point of every Ray worker: re-validate the config where it enters, then train."""
     torch.set_num_threads(int(loop_config.get("threads", 1)))
     cfg = ExperimentConfig.model_validate(loop_config["config"])
-    train(cfg, RayTrainContext())
+    train(cfg, RayTrainContext(cfg.run_dir))
 
 
 def launch_training(cfg: ExperimentConfig) -> TrainResult:
@@ -146,7 +155,9 @@ def launch_training(cfg: ExperimentConfig) -> TrainResult:
             storage_path=str(cfg.run_root),
             failure_config=FailureConfig(max_failures=cfg.cluster.max_failures),
             worker_runtime_env={"env_vars": _worker_env()},
-            checkpoint_config=CheckpointConfig(num_to_keep=None),  # pruned by rank 0, see module doc
+            # Ray's copy is only for resuming: keep the newest (see module doc).
+            checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute="iteration",
+                                               checkpoint_score_order="max"),
         ),
     )
     result = trainer.fit()
