@@ -188,7 +188,9 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
 
         if verdict.collapsed:
             collapsed, reason = True, f"collapse at iteration {iteration}: {verdict.reason}"
-            before = (verdict.first_iteration or iteration) - tcfg.log_every
+            # The last record before the tripping streak began was healthy: evaluate the newest
+            # checkpoint saved at or before it (Section 4: scores from checkpoints just before).
+            before = healthy_iteration
             ctx.report(record, None)
             if rank == 0:
                 _mark_before_collapse(run_dir, before, reason)
