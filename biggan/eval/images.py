@@ -64,14 +64,26 @@ class LazyShardImages(Dataset):
     """Real images of a shard set, read on first access only.
 
     torch-fidelity asks a cached input for nothing but its cache name, so when the reference
-    statistics are cached the shards are never read.
+    statistics are cached the shards are never read. A whole shard set (no class subset, no
+    limit) is streamed: torch-fidelity reads indices in order (num_workers=0 with
+    save_cpu_ram, no shuffle), so only one eval_loader batch is held at a time and ImageNet-size
+    references never sit in memory. Out-of-order access restarts the stream from the start.
     """
 
-    def __init__(self, shard_dir: Path, classes: Sequence[int] | None = None, limit: int | None = None):
+    def __init__(self, shard_dir: Path, classes: Sequence[int] | None = None, limit: int | None = None,
+                 batch_size: int = 256):
         self.shard_dir = Path(shard_dir)
         self.classes = classes
         self.limit = limit
-        self._images: Tensor | None = None
+        self.batch_size = batch_size
+        self._images: Tensor | None = None  # subsets: all selected images
+        self._stream = None  # whole set: iterator over eval_loader batches
+        self._buffer: Tensor | None = None
+        self._buffer_start = 0
+
+    @property
+    def _streaming(self) -> bool:
+        return self.classes is None and self.limit is None
 
     def _load(self) -> Tensor:
         if self._images is None:
@@ -79,10 +91,33 @@ class LazyShardImages(Dataset):
         return self._images
 
     def __len__(self) -> int:
+        if self._streaming:
+            from biggan.data.info import load_dataset_info
+
+            return load_dataset_info(self.shard_dir).num_samples
         return int(self._load().shape[0])
 
+    def _restart(self) -> None:
+        from biggan.data.loader import eval_loader
+
+        self._stream = iter(eval_loader(self.shard_dir, self.batch_size, as_uint8=True))
+        self._buffer, self._buffer_start = None, 0
+
     def __getitem__(self, index: int) -> Tensor:
-        return self._load()[index]
+        if not self._streaming:
+            return self._load()[index]
+        if index < 0:
+            index += len(self)
+        if self._stream is None or index < self._buffer_start:
+            self._restart()
+        while self._buffer is None or index >= self._buffer_start + self._buffer.shape[0]:
+            if self._buffer is not None:
+                self._buffer_start += self._buffer.shape[0]
+            try:
+                self._buffer = next(self._stream)[0]
+            except StopIteration:
+                raise IndexError(f"index {index} beyond the {self._buffer_start} images of {self.shard_dir}") from None
+        return self._buffer[index - self._buffer_start]
 
 
 def to_uint8(images: Tensor) -> Tensor:

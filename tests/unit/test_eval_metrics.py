@@ -115,3 +115,17 @@ def test_optional_kid_and_precision_recall(digits_shards, classifier, tmp_path):
                              kid=True, prc=True)
     assert {"IS", "IS_std", "FID", "KID", "KID_std", "precision", "recall"} <= set(scores)
     assert 0.0 <= scores["precision"] <= 1.0 and 0.0 <= scores["recall"] <= 1.0
+
+
+def test_streamed_reference_matches_loaded_images(digits_shards):
+    from biggan.eval.images import load_shard_images
+
+    stream = LazyShardImages(digits_shards["val"], batch_size=50)
+    loaded, _labels, _keys = load_shard_images(digits_shards["val"])
+    assert len(stream) == loaded.shape[0]
+    assert torch.equal(stream[0], loaded[0])
+    assert torch.equal(torch.stack([stream[i] for i in range(len(stream))]), loaded)
+    assert torch.equal(stream[7], loaded[7])  # going back restarts the stream
+    assert stream._images is None  # never held the whole set
+    with pytest.raises(IndexError):
+        stream[len(stream)]
