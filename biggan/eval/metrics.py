@@ -41,6 +41,7 @@ def compute_metrics(
     prc: bool = False,
     batch_size: int = 64,
     isc_splits: int = 10,
+    images_cache_name: str | None = None,  # cache key of `images` when they are real (never for samples)
 ) -> dict[str, float]:
     """Scores of `images` (vs `reference` for FID/KID/PR), keys IS, IS_std, FID, KID, ..."""
     needs_reference = fid or kid or prc
@@ -64,6 +65,8 @@ def compute_metrics(
         cache_root=str(cache_root) if cache_root is not None else None,
         save_cpu_ram=True,
     )
+    if images_cache_name is not None and cache_root is not None:
+        kwargs["input1_cache_name"] = images_cache_name
     if kid:
         # torch-fidelity's default subset (1000) must fit both sides; len() of the reference
         # would read the shards, so its size comes from dataset.json when known.

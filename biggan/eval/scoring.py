@@ -124,8 +124,9 @@ def evaluate_checkpoint(
 def real_inception_score(ctx: EvalContext, shard_dir: Path) -> float:
     """IS of real images with the same extractor (Table 2 compares against the val data's IS)."""
     ref = shard_reference(shard_dir)
-    return compute_metrics(ref.images, ctx.extractor, None, None, isc=True, fid=False,
-                           batch_size=ctx.cfg.eval.batch_size)["IS"]
+    # Real images: their features go through the same fingerprint-keyed cache as the reference.
+    return compute_metrics(ref.images, ctx.extractor, None, ctx.cache_root, isc=True, fid=False,
+                           batch_size=ctx.cfg.eval.batch_size, images_cache_name=ref.cache_name)["IS"]
 
 
 def load_run_config(run_dir: Path, eval_overrides: dict | None = None) -> ExperimentConfig:

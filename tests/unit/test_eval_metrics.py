@@ -129,3 +129,13 @@ def test_streamed_reference_matches_loaded_images(digits_shards):
     assert stream._images is None  # never held the whole set
     with pytest.raises(IndexError):
         stream[len(stream)]
+
+
+def test_real_is_features_are_cached(digits_shards, classifier, tmp_path):
+    extractor = dataset_classifier_extractor(classifier.path)
+    ref = shard_reference(digits_shards["val"])
+    first = compute_metrics(ref.images, extractor, None, tmp_path, fid=False, images_cache_name=ref.cache_name)
+    again = shard_reference(digits_shards["val"])
+    second = compute_metrics(again.images, extractor, None, tmp_path, fid=False, images_cache_name=again.cache_name)
+    assert again.images._stream is None and again.images._images is None  # served from the cache
+    assert second["IS"] == pytest.approx(first["IS"])
