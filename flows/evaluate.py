@@ -93,6 +93,17 @@ def memorization_task(checkpoint: str, config: ExperimentConfig, run_dir: str) -
 # --------------------------------------------------------------------------- artifacts
 
 
+@task(cache_policy=NO_CACHE, retries=1)
+def quality_check_task(checkpoint: str, classifier: str | None, run_dir: str) -> dict:
+    """Class agreement (independent judge) and the FID drop from the untrained G; written to
+    RUN_DIR/quality.json."""
+    from biggan.eval.agreement import quality_check, write_quality
+
+    result = quality_check(Path(checkpoint), None if classifier is None else Path(classifier))
+    write_quality(Path(run_dir), result)
+    return result
+
+
 def slug(name: str) -> str:
     """Artifact keys: lowercase letters, digits and dashes only (NOTES.md)."""
     text = "".join(c if c.isalnum() else "-" for c in name.lower())

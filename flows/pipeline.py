@@ -22,6 +22,7 @@ from flows.evaluate import (
     publish_evaluation,
     publish_memorization,
     publish_truncation,
+    quality_check_task,
     run_config_task,
     slug,
     truncation_curve_task,
@@ -52,8 +53,8 @@ def evaluate_pending_task(run_dir: str, classifier: str | None, config) -> dict:
             "history": str(Path(run_dir) / history.HISTORY_FILE)}
 
 
-# Three threads: the three evaluation nodes are independent readers of one checkpoint.
-@flow(name="pipeline", task_runner=ThreadPoolTaskRunner(max_workers=3))
+# Threads: the evaluation nodes are independent readers of one checkpoint.
+@flow(name="pipeline", task_runner=ThreadPoolTaskRunner(max_workers=4))
 def pipeline_flow(
     preset: str = "digits32",
     overrides: dict[str, Any] = {},  # noqa: B006 (Prefect form default); dotted config keys
@@ -65,6 +66,7 @@ def pipeline_flow(
     num_workers: int | None = None,
     use_gpu: bool | None = None,
     samples_per_shard: int = 1000,
+    class_agreement: bool = False,  # also run the quality check (independent judge + FID drop)
 ) -> dict:
     """Shard -> train -> {evaluate, truncation curve, memorization check} on one run directory."""
     logger = get_run_logger()
@@ -94,7 +96,9 @@ def pipeline_flow(
     evaluated = evaluate_pending_task.submit(run_dir, classifier, config)
     curve = truncation_curve_task.submit(checkpoint, classifier, config, run_dir)
     memo = memorization_task.submit(checkpoint, config, run_dir)
+    quality = quality_check_task.submit(checkpoint, classifier, run_dir) if class_agreement else None
     evaluated, curve, memo = evaluated.result(), curve.result(), memo.result()
+    quality = None if quality is None else quality.result()
 
     publish_evaluation(config.name, evaluated["records"], evaluated["plot"])
     publish_truncation(config.name, curve)
@@ -117,6 +121,7 @@ def pipeline_flow(
         "metrics_history": evaluated["history"],
         "metrics_plot": evaluated["plot"],
         "dashboard_url": trained.get("dashboard_url"),
+        "quality": quality,
     }
     create_markdown_artifact(
         key=f"pipeline-{slug(config.name)}",

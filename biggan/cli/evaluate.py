@@ -137,7 +137,7 @@ def demo_command(data_dir: str, shards: str, run_root: str, num_workers: int, ov
     from flows.pipeline import pipeline_flow
 
     summary = pipeline_flow(preset="digits32", overrides=pairs, shards=shards, demo_data=data_dir,
-                            num_workers=num_workers, samples_per_shard=200)
+                            num_workers=num_workers, samples_per_shard=200, class_agreement=True)
     click.echo(format_summary(summary))
 
 
@@ -168,4 +168,15 @@ def format_summary(summary: dict) -> str:
         f"  NN grids           {', '.join(summary['nn_grids'])}",
         f"  metrics history    {summary['metrics_history']} ({summary['metrics_plot']})",
     ]
+    quality = summary.get("quality")
+    if quality:
+        agree = quality["agreement"]
+        lines += [
+            f"  class agreement    {agree['mean']:.3f} mean, {agree['min']:.3f} worst class at truncation "
+            f"{agree['truncation']:g} (independent judge, val accuracy {agree['judge_val_accuracy']:.3f})",
+            f"  FID drop           {quality['fid_untrained']:.2f} untrained -> {quality['fid_final']:.2f} final "
+            f"({quality['fid_drop']:.1f}x)",
+            f"  demo bar           {'met' if all(quality['passes'].values()) and not summary['copying_flag'] else 'NOT met'}"
+            f" ({', '.join(k for k, v in quality['passes'].items() if not v) or 'all criteria pass'})",
+        ]
     return "\n".join(lines)
