@@ -120,6 +120,9 @@ class CollapseConfig(_Strict):
 
     enabled: bool = True
     d_loss_jump: float = Field(default=10.0, gt=1)  # D loss above this x its running median
+    # Hinge D loss is 2 when D outputs 0 (chance); a noisy minibatch loss below that is not the
+    # collapse spike of Section 4, however small the running median has become.
+    d_loss_floor: float = Field(default=2.0, ge=0)  # the jump must also exceed this
     sv_explosion: float = Field(default=20.0, gt=1)  # a layer's top SV above this x its running median
     patience: int = Field(default=2, ge=1)  # consecutive logged intervals that must trip the rule
     window: int = Field(default=20, ge=2)  # logged intervals in the running median

@@ -96,7 +96,8 @@ class CollapseVerdict:
 class CollapseDetector:
     """Configurable collapse rule over logged intervals (Section 4).
 
-    An interval trips when D's loss exceeds `d_loss_jump` x its running median, or some
+    An interval trips when D's loss exceeds `d_loss_jump` x its running median (and the
+    `d_loss_floor`), or some
     layer's top singular value exceeds `sv_explosion` x that layer's running median. The rule
     fires after `patience` consecutive tripping intervals (one-off spikes are common and
     harmless), and immediately on NaN/Inf. The running medians cover the last `window`
@@ -125,7 +126,7 @@ class CollapseDetector:
         armed = self._seen >= self.config.warmup and len(self._d_losses) >= 2
         if armed:
             median = statistics.median(self._d_losses)
-            if median > 0 and d_loss > self.config.d_loss_jump * median:
+            if median > 0 and d_loss > max(self.config.d_loss_jump * median, self.config.d_loss_floor):
                 reasons.append(f"D loss {d_loss:.4g} > {self.config.d_loss_jump} x running median {median:.4g}")
             for layer, value in top_svs.items():
                 history = self._svs.get(layer)

@@ -31,6 +31,12 @@ def test_d_loss_jump_fires_after_patience_and_names_first_iteration():
     assert "D loss" in verdicts[11].reason
 
 
+def test_saturated_d_loss_noise_below_the_floor_never_fires():
+    # Hinge D loss near 0 (D winning) with minibatch noise: 10x a tiny median is still no collapse.
+    series = [0.001, 0.002, 0.0005] * 5 + [0.05, 0.3, 0.8, 1.5, 0.02]
+    assert not any(v.tripped for v in _run(series, warmup=3, window=10, patience=2, d_loss_jump=10.0))
+
+
 def test_single_spike_is_forgiven():
     series = [1.0] * 10 + [50.0] + [1.0] * 10
     assert not any(v.collapsed for v in _run(series, warmup=3, patience=2))
