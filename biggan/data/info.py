@@ -5,12 +5,11 @@ Written last and atomically by the shard writer, so its presence means the set i
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
+
+from biggan.files import write_json_atomic
 
 DATASET_FILE = "dataset.json"
 
@@ -57,23 +56,6 @@ class DatasetInfo(BaseModel):
     def shard_paths(self, shard_dir: Path) -> list[Path]:
         """Absolute paths of the non-empty shards, in the set's order."""
         return [Path(shard_dir) / s.name for s in self.shards if s.num_samples > 0]
-
-
-def write_json_atomic(path: Path, payload: dict | list) -> None:
-    """Write JSON to a temp file in the same folder, then os.replace (never a half file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the set is meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_dataset_info(shard_dir: Path, info: DatasetInfo) -> Path:

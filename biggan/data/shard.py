@@ -19,10 +19,11 @@ import webdataset as wds
 from pydantic import BaseModel, ConfigDict
 
 from biggan.config import ShardConfig
-from biggan.data.info import DatasetInfo, ShardEntry, SkippedEntry, save_dataset_info, write_json_atomic
+from biggan.data.info import DatasetInfo, ShardEntry, SkippedEntry, save_dataset_info
 from biggan.data.preprocess import SkipSample, encode, load_image
 from biggan.data.progress import ProgressLog
 from biggan.data.sources import SourceItem, SourceList, imagenet_sources, jft_sources
+from biggan.files import sha256_file, write_json_atomic
 
 log = logging.getLogger("biggan.data")
 
@@ -100,14 +101,6 @@ def _fingerprint(plan: ShardPlan, index: int) -> str:
         "jpeg_quality": cfg.jpeg_quality if cfg.format == "jpg" else None,
     }
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _existing_record(out: Path, name: str, fingerprint: str) -> ShardRecord | None:

@@ -152,7 +152,7 @@ def write_quality(run_dir: Path, result: dict) -> Path:
     """RUN_DIR/quality.json, written atomically."""
     import json
 
-    from biggan.train.checkpoint import atomic_write_text
+    from biggan.files import atomic_write_text
 
     path = Path(run_dir) / "quality.json"
     atomic_write_text(path, json.dumps(result, indent=2))

@@ -9,7 +9,6 @@ cached by the fingerprint of the shard set, so the classifier is trained once pe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from biggan.files import sha256_file
 
 # Inputs larger than this are downsampled first: the classifier only has to separate the
 # dataset's classes, and a small input keeps training a CPU job of minutes, not hours.
@@ -82,14 +83,6 @@ class TrainedClassifier:
     cached: bool  # True when an existing file was reused
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_classifier(path: Path) -> DatasetClassifier:
     """Rebuild a saved classifier in eval mode (state dicts only, weights_only load)."""
     blob = torch.load(Path(path), map_location="cpu", weights_only=True)
@@ -127,7 +120,7 @@ def train_classifier(
     meta_path = out_dir / "meta.json"
     if path.is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text())
-        return TrainedClassifier(path=path, weights_sha256=file_sha256(path),
+        return TrainedClassifier(path=path, weights_sha256=sha256_file(path),
                                  train_accuracy=meta["train_accuracy"], val_accuracy=meta["val_accuracy"],
                                  cached=True)
 
@@ -159,7 +152,7 @@ def train_classifier(
     torch.save({"spec": model.spec(), "state_dict": model.state_dict()}, tmp)
     os.replace(tmp, path)
     meta = {"train_accuracy": train_acc, "val_accuracy": val_acc, "epochs": epochs, "seed": seed,
-            "train_shards": str(train_shards), "weights_sha256": file_sha256(path)}
+            "train_shards": str(train_shards), "weights_sha256": sha256_file(path)}
     tmp_meta = meta_path.with_suffix(".json.tmp")
     tmp_meta.write_text(json.dumps(meta, indent=2))
     os.replace(tmp_meta, meta_path)

@@ -18,7 +18,8 @@ from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorIncepti
 from torch_fidelity.helpers import vassert
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from biggan.eval.classifier import file_sha256, load_classifier
+from biggan.eval.classifier import load_classifier
+from biggan.files import sha256_file
 
 DATASET_CLASSIFIER_PREFIX = "dataset-classifier"
 INCEPTION = "inception-v3-compat"
@@ -90,7 +91,7 @@ def _register(name: str, cls: type) -> None:
 
 def dataset_classifier_extractor(classifier_path: Path) -> Extractor:
     """Register the classifier at `classifier_path` under a name carrying its weights hash."""
-    name = f"{DATASET_CLASSIFIER_PREFIX}-{file_sha256(Path(classifier_path))[:12]}"
+    name = f"{DATASET_CLASSIFIER_PREFIX}-{sha256_file(Path(classifier_path))[:12]}"
     _register(name, DatasetClassifierExtractor)
     return Extractor(name=name, weights_path=Path(classifier_path))
 
@@ -102,6 +103,6 @@ def inception_extractor(weights_path: Path | None) -> Extractor:
     weights_path = Path(weights_path)
     if not weights_path.is_file():
         raise FileNotFoundError(f"eval.inception_weights {weights_path} does not exist")
-    name = f"{INCEPTION}-{file_sha256(weights_path)[:12]}"
+    name = f"{INCEPTION}-{sha256_file(weights_path)[:12]}"
     _register(name, FeatureExtractorInceptionV3)
     return Extractor(name=name, weights_path=weights_path)

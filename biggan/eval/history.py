@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from biggan.files import save_figure_atomic
+
 HISTORY_FILE = "metrics_history.jsonl"
 PLOT_FILE = "metrics_history.png"
 
@@ -73,8 +75,4 @@ def plot_history(run_dir: Path) -> Path | None:
     fig.suptitle(f"{Path(run_dir).name}: EMA G with standing stats")
     fig.tight_layout()
     path = Path(run_dir) / PLOT_FILE
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure_atomic(fig, path, dpi=100)

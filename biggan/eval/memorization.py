@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from biggan.config import ExperimentConfig
-from biggan.train.checkpoint import atomic_write_text
+from biggan.files import atomic_write_text, save_figure_atomic
 
 # The copy flag fires when the median NN distance of generated samples to the training set is
 # below this fraction of the held-out real images' median: held-out images are the yardstick
@@ -175,11 +175,7 @@ def plot_distance_distributions(results: dict, path: Path) -> Path:
         ax.legend()
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure_atomic(fig, path, dpi=100)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from biggan.train.checkpoint import atomic_write_text
+from biggan.files import atomic_write_text, save_figure_atomic
 
 COLUMNS = ("threshold", "IS", "IS_std", "FID")
 
@@ -91,11 +91,7 @@ def plot_curve(rows: list[dict], points: dict, path: Path, title: str) -> Path:
     ax.set_title(title)
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure_atomic(fig, path, dpi=120)
 
 
 def truncation_curve(

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from biggan.files import atomic_write_text  # noqa: F401 (callers import it from here too)
+
 CHECKPOINT_PREFIX = "checkpoint_"
 STATE_FILE = "state.pt"
 META_FILE = "meta.json"
@@ -40,22 +42,6 @@ class CheckpointInfo:
 
 def checkpoint_name(iteration: int) -> str:
     return f"{CHECKPOINT_PREFIX}{iteration:08d}"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to `path` through a temp file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are ordinary readable run files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_checkpoint_files(directory: Path, state: dict[str, Any], metrics: dict[str, Any] | None = None) -> None:
