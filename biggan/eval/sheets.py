@@ -28,6 +28,7 @@ def _save_grid_atomic(images: Tensor, path: Path, nrow: int) -> Path:
     os.close(fd)
     try:
         save_image(images.float().cpu(), tmp, nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; sheets are meant to be looked at by others
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
