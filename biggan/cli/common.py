@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -29,6 +30,17 @@ def preset_options(func):
         help="Named experiment (biggan.presets).",
     )(func)
     return func
+
+
+# `--run RUN_DIR` and `--checkpoint DIR`: every command that reads a trained run takes these.
+RUN_OPTION = click.option(
+    "--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Run directory (options.json + checkpoint_* folders).",
+)
+CHECKPOINT_OPTION = click.option(
+    "--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+    help="Checkpoint folder; default: the one the run marked for evaluation.",
+)
 
 
 def resolve_experiment(preset: str, overrides: tuple[str, ...], extra: dict[str, Any] | None = None) -> ExperimentConfig:

@@ -12,13 +12,9 @@ from typing import Any
 
 import click
 
-from biggan.cli.common import echo_json, main, preset_options
+from biggan.cli.common import CHECKPOINT_OPTION, RUN_OPTION, echo_json, main, preset_options
 from biggan.config import parse_override
 
-_RUN = click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-                    help="Run directory (options.json + checkpoint_* folders).")
-_CHECKPOINT = click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path),
-                           default=None, help="Checkpoint folder; default: the one the run marked for evaluation.")
 _EVAL_SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                          help="Override an eval setting, e.g. --set num_samples=5000 (keys of EvalConfig).")
 
@@ -45,7 +41,7 @@ def _eval_overrides(overrides: tuple[str, ...]) -> dict[str, Any]:
 
 
 @main.command("evaluate")
-@_RUN
+@RUN_OPTION
 @_EVAL_SET
 def evaluate_command(run_dir: Path, overrides: tuple[str, ...]) -> None:
     """IS/FID of every checkpoint not yet evaluated; appends RUN/metrics_history.jsonl (flow evaluate-biggan)."""
@@ -59,8 +55,8 @@ def evaluate_command(run_dir: Path, overrides: tuple[str, ...]) -> None:
 
 
 @main.command("truncation-curve")
-@_RUN
-@_CHECKPOINT
+@RUN_OPTION
+@CHECKPOINT_OPTION
 @_EVAL_SET
 def truncation_command(run_dir: Path, checkpoint: Path | None, overrides: tuple[str, ...]) -> None:
     """IS vs FID over truncation thresholds + Table 2 operating points into RUN/truncation/."""
@@ -75,8 +71,8 @@ def truncation_command(run_dir: Path, checkpoint: Path | None, overrides: tuple[
 
 
 @main.command("memorization")
-@_RUN
-@_CHECKPOINT
+@RUN_OPTION
+@CHECKPOINT_OPTION
 @_EVAL_SET
 def memorization_command(run_dir: Path, checkpoint: Path | None, overrides: tuple[str, ...]) -> None:
     """D accuracy train vs val and nearest neighbours of samples into RUN/memorization/."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from biggan.cli.common import echo_json, main, resolve_experiment
+from biggan.cli.common import CHECKPOINT_OPTION, RUN_OPTION, echo_json, main, resolve_experiment
 
 
 @main.command("params")
@@ -49,10 +49,8 @@ def params(tables: tuple[str, ...], preset: str | None, overrides: tuple[str, ..
 
 
 @main.command("interpolate")
-@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Run directory (holds the checkpoint folders).")
-@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Checkpoint folder; default: the one the run marked for evaluation.")
+@RUN_OPTION
+@CHECKPOINT_OPTION
 @click.option("--classes", default="0,1", show_default=True, help="Comma-separated class indices, one row each.")
 @click.option("--steps", type=int, default=8, show_default=True, help="Images per row, endpoints included.")
 @click.option("--truncation", type=float, default=None, help="Resample |z| above this threshold (Section 3.1).")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from biggan.cli.common import echo_json, main, preset_options
+from biggan.cli.common import CHECKPOINT_OPTION, RUN_OPTION, echo_json, main, preset_options
 from biggan.config import parse_override
 
 
@@ -38,10 +38,8 @@ def train_command(preset: str, overrides: tuple[str, ...], shards: Path | None, 
 
 
 @main.command("sample")
-@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Run directory (holds checkpoint_* folders).")
-@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Checkpoint folder; default: the one the run marked for evaluation.")
+@RUN_OPTION
+@CHECKPOINT_OPTION
 @click.option("--classes", default="0", show_default=True, help="Comma-separated class indices, one row each.")
 @click.option("--per-class", type=int, default=8, show_default=True, help="Samples per class.")
 @click.option("--truncation", type=float, default=None, help="Resample |z| above this threshold (Section 3.1).")
@@ -50,8 +48,11 @@ def train_command(preset: str, overrides: tuple[str, ...], shards: Path | None, 
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
 def sample_command(run_dir: Path, checkpoint: Path | None, classes: str, per_class: int,
                    truncation: float | None, seed: int, raw: bool, out: Path) -> None:
-    """Sample sheet from a checkpoint's EMA G with standing statistics (Appendix C.1)."""
-    from biggan.eval.sampling import save_sample_sheet, standing_stats_
+    """PNG samples per class (OUT/<class>/*.png) and a sheet, from a checkpoint's EMA G with standing statistics (Appendix C.1)."""
+    import torch
+
+    from biggan.eval.sampling import standing_stats_
+    from biggan.eval.sheets import draw_class_samples, save_class_folders, save_grid_atomic
     from biggan.train.checkpoint import checkpoint_to_evaluate, load_generator
 
     try:
@@ -66,5 +67,8 @@ def sample_command(run_dir: Path, checkpoint: Path | None, classes: str, per_cla
     standing_stats_(G, cfg.model.num_classes, cfg.train.standing_stats_batches,
                     min(cfg.train.batch_size, 64), truncation, "cpu", prior=cfg.model.latent, seed=seed)
     name = f"samples_{Path(chosen).name}_t{truncation if truncation is not None else 'none'}.png"
-    path = save_sample_sheet(G, Path(out) / name, class_list, per_class, truncation, seed, prior=cfg.model.latent)
-    echo_json({"sheet": str(path), "checkpoint": str(chosen), "iteration": iteration})
+    rows = draw_class_samples(G, class_list, per_class, truncation, seed, prior=cfg.model.latent)
+    files = save_class_folders(rows, class_list, Path(out))
+    path = save_grid_atomic(torch.cat(rows), Path(out) / name, nrow=per_class)
+    echo_json({"sheet": str(path), "folders": sorted({str(f.parent) for f in files}), "images": len(files),
+               "checkpoint": str(chosen), "iteration": iteration})

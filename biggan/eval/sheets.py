@@ -20,14 +20,14 @@ from torchvision.utils import save_image
 from biggan.eval.sampling import Prior, generate, sample_latents
 
 
-def _save_grid_atomic(images: Tensor, path: Path, nrow: int) -> Path:
+def save_grid_atomic(images: Tensor, path: Path, nrow: int, padding: int = 2) -> Path:
     """images in [-1, 1] -> PNG grid with `nrow` images per row, written via temp + os.replace."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
     os.close(fd)
     try:
-        save_image(images.float().cpu(), tmp, nrow=nrow, normalize=True, value_range=(-1, 1), padding=2)
+        save_image(images.float().cpu(), tmp, nrow=nrow, normalize=True, value_range=(-1, 1), padding=padding)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; sheets are meant to be looked at by others
         os.replace(tmp, path)
     finally:
@@ -50,6 +50,19 @@ def save_sample_sheet(
     prior: Prior = "normal",
 ) -> Path:
     """A grid with one row of `per_class` samples for each class in `classes`."""
+    rows = draw_class_samples(G, classes, per_class, truncation, seed, prior)
+    return save_grid_atomic(torch.cat(rows), Path(path), nrow=per_class)
+
+
+def draw_class_samples(
+    G: nn.Module,
+    classes: list[int],
+    per_class: int,
+    truncation: float | None,
+    seed: int,
+    prior: Prior = "normal",
+) -> list[Tensor]:
+    """`per_class` samples in [-1, 1] for each class, one tensor per class, reproducible by seed."""
     if not classes or per_class < 1:
         raise ValueError("a sample sheet needs at least one class and one sample per class")
     generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -59,7 +72,16 @@ def save_sample_sheet(
         z = sample_latents(per_class, G.dim_z, truncation, prior, generator, "cpu")
         y = torch.full((per_class,), int(cls), dtype=torch.int64)
         rows.append(generate(G, z.to(device), y.to(device)).cpu())
-    return _save_grid_atomic(torch.cat(rows), Path(path), nrow=per_class)
+    return rows
+
+
+def save_class_folders(rows: list[Tensor], classes: list[int], out: Path) -> list[Path]:
+    """One PNG per sample in `out/<class index>/<n:05d>.png` (issue 6's `biggan sample` layout)."""
+    paths = []
+    for cls, images in zip(classes, rows):
+        for n, image in enumerate(images):
+            paths.append(save_grid_atomic(image[None], Path(out) / str(cls) / f"{n:05d}.png", nrow=1, padding=0))
+    return paths
 
 
 @torch.no_grad()
@@ -105,4 +127,4 @@ def save_interpolations(
         else:
             raise ValueError(f"unknown interpolation mode {mode!r}; use 'z' or 'class'")
     images = _generate_conditioned(G, z, cond).cpu()
-    return _save_grid_atomic(images, Path(path), nrow=steps)
+    return save_grid_atomic(images, Path(path), nrow=steps)

@@ -46,7 +46,7 @@ def test_flow_parameters_are_validated(shard_root, tmp_path):
         experiment_from_params("digits32", {"train.g_lr": -1}, str(shard_root), None, None)
 
 
-def test_sample_command_writes_a_sheet(tmp_path):
+def test_sample_command_writes_class_folders_and_a_sheet(tmp_path):
     from biggan.config import apply_overrides
     from biggan.presets import digits32
     from biggan.train import checkpoint as ckpt
@@ -65,5 +65,13 @@ def test_sample_command_writes_a_sheet(tmp_path):
     assert result.exit_code == 0, result.output
     sheet = json.loads(result.output)["sheet"]
     assert (tmp_path / "sheets").is_dir() and sheet.endswith(".png")
+    # Issue 6 layout: OUT/<class index>/*.png, one 32x32 PNG per sample.
+    from PIL import Image
+
+    for cls in (0, 3, 7):
+        files = sorted((tmp_path / "sheets" / str(cls)).glob("*.png"))
+        assert [f.name for f in files] == ["00000.png", "00001.png"]
+        assert Image.open(files[0]).size == (32, 32)
+    assert sorted(p.name for p in (tmp_path / "sheets").iterdir() if p.is_dir()) == ["0", "3", "7"]
     bad = CliRunner().invoke(main, ["sample", "--run", str(cfg.run_dir), "--classes", "12", "--out", str(tmp_path)])
     assert bad.exit_code == 2
