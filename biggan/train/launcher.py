@@ -125,8 +125,20 @@ class RayTrainContext:
 def _worker_loop(loop_config: dict[str, Any]) -> None:
     """Entry point of every Ray worker: re-validate the config where it enters, then train."""
     torch.set_num_threads(int(loop_config.get("threads", 1)))
+    _quiet_report_log()
     cfg = ExperimentConfig.model_validate(loop_config["config"])
     train(cfg, RayTrainContext(cfg.run_dir))
+
+
+def _quiet_report_log() -> None:
+    """Ray Train V2 logs every report in full at INFO (hundreds of singular values per line),
+    burying the loop's progress line. The values still reach stats.jsonl and Ray's results;
+    only that echo is silenced. Its logger is named after the module's file path."""
+    import logging
+
+    from ray.train.v2._internal.execution import context as ray_train_context
+
+    logging.getLogger(ray_train_context.__file__).setLevel(logging.WARNING)
 
 
 def launch_training(cfg: ExperimentConfig) -> TrainResult:
