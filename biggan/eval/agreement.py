@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from sklearn.svm import SVC
 
 from biggan.data.loader import eval_loader
-from biggan.eval.sampling import generate, sample_latents
+from biggan.eval.sheets import draw_class_samples
 
 JUDGE_SIZE = 16  # pixels per side the judge sees (the demo digits are 8x8 at source)
 
@@ -59,7 +59,6 @@ def train_judge(train_shards: Path, val_shards: Path | None = None) -> Judge:
     return Judge(model=model, val_accuracy=accuracy)
 
 
-@torch.no_grad()
 def class_agreement(
     G: torch.nn.Module,  # generator in eval mode (EMA G with standing statistics)
     judge: Judge,  # independent classifier of real images
@@ -67,21 +66,11 @@ def class_agreement(
     per_class: int = 100,  # samples drawn per class
     truncation: float | None = 1.0,  # resampling threshold for z (Section 3.1)
     seed: int = 0,  # latent seed, so the figure is reproducible
-    batch_size: int = 100,
 ) -> dict:
     """Per-class fraction of samples the judge assigns to the conditioning class."""
-    rng = torch.Generator().manual_seed(seed)
-    device = next(G.parameters()).device
-    per_class_rate = []
-    for c in range(num_classes):
-        hits = 0
-        for start in range(0, per_class, batch_size):
-            n = min(batch_size, per_class - start)
-            z = sample_latents(n, G.dim_z, truncation, "normal", rng, "cpu").to(device)
-            y = torch.full((n,), c, dtype=torch.long, device=device)
-            hits += int((judge.predict(generate(G, z, y)) == c).sum())
-        per_class_rate.append(hits / per_class)
-    rates = np.asarray(per_class_rate)
+    classes = list(range(num_classes))
+    samples = draw_class_samples(G, classes, per_class, truncation, seed)
+    rates = np.asarray([float((judge.predict(images) == c).mean()) for c, images in zip(classes, samples)])
     return {
         "per_class": [round(float(r), 4) for r in rates],
         "mean": float(rates.mean()),

@@ -13,7 +13,8 @@ Sample sheets and interpolation grids live in `biggan.eval.sheets` (re-exported 
 
 from __future__ import annotations
 
-from typing import Literal
+import contextlib
+from typing import Iterator, Literal
 
 import torch
 from torch import Tensor, nn
@@ -104,15 +105,22 @@ def standing_stats_(
     return G
 
 
-@torch.no_grad()
-def generate(G: nn.Module, z: Tensor, y: Tensor) -> Tensor:
-    """G(z, y) in eval mode without gradients; G's previous mode is restored afterwards."""
+@contextlib.contextmanager
+def eval_mode(G: nn.Module) -> Iterator[nn.Module]:
+    """G in eval mode without gradients for the block; its previous mode is restored after."""
     was_training = G.training
     G.eval()
     try:
-        return G(z, y)
+        with torch.no_grad():
+            yield G
     finally:
         G.train(was_training)
+
+
+def generate(G: nn.Module, z: Tensor, y: Tensor) -> Tensor:
+    """G(z, y) in eval mode without gradients; G's previous mode is restored afterwards."""
+    with eval_mode(G):
+        return G(z, y)
 
 
 def __getattr__(name: str):

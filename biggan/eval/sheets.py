@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.utils import save_image
 
-from biggan.eval.sampling import Prior, generate, sample_latents
+from biggan.eval.sampling import Prior, eval_mode, generate, sample_latents
 
 
 def save_grid_atomic(images: Tensor, path: Path, nrow: int, padding: int = 2) -> Path:
@@ -84,16 +84,6 @@ def save_class_folders(rows: list[Tensor], classes: list[int], out: Path) -> lis
     return paths
 
 
-@torch.no_grad()
-def _generate_conditioned(G: nn.Module, z: Tensor, class_cond: Tensor) -> Tensor:
-    was_training = G.training
-    G.eval()
-    try:
-        return G.forward_conditioned(z, class_cond)
-    finally:
-        G.train(was_training)
-
-
 def save_interpolations(
     G: nn.Module,
     path: Path | str,
@@ -126,5 +116,6 @@ def save_interpolations(
             cond = torch.lerp(c_a[:, None], c_b[:, None], alphas).reshape(n * steps, -1)
         else:
             raise ValueError(f"unknown interpolation mode {mode!r}; use 'z' or 'class'")
-    images = _generate_conditioned(G, z, cond).cpu()
+    with eval_mode(G):
+        images = G.forward_conditioned(z, cond).cpu()
     return save_grid_atomic(images, Path(path), nrow=steps)
