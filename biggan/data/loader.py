@@ -105,8 +105,38 @@ class TrainStream(IterableDataset):
         return iter(pipeline)
 
 
+class TrainBatches:
+    """The training stream as an iterator that can be closed.
+
+    With DataLoader workers, an abandoned iterator only stops its worker processes when the
+    garbage collector gets to it; the loop restarts the stream at every checkpoint, so it
+    closes the old one explicitly (and a `with` block closes it too).
+    """
+
+    def __init__(self, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]):
+        self._batches = batches
+
+    def __iter__(self) -> "TrainBatches":
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return next(self._batches)
+
+    def close(self) -> None:
+        shutdown = getattr(self._batches, "_shutdown_workers", None)  # DataLoader's worker iterator
+        if shutdown is not None:
+            shutdown()
+        self._batches = iter(())
+
+    def __enter__(self) -> "TrainBatches":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def train_loader(shard_dir: Path, batch_size: int, rank: int, world_size: int, seed: int,
-                 shuffle_buffer: int, num_workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                 shuffle_buffer: int, num_workers: int) -> TrainBatches:
     """Infinite (images float32 Bx3xHxW in [-1, 1], labels int64 B) for one rank of `world_size`."""
     info = load_dataset_info(shard_dir)
     paths = info.shard_paths(shard_dir)
@@ -115,11 +145,11 @@ def train_loader(shard_dir: Path, batch_size: int, rank: int, world_size: int, s
     stream = TrainStream(paths, batch_size=batch_size, rank=rank, world_size=world_size,
                          seed=seed, shuffle_buffer=shuffle_buffer)
     if num_workers == 0:
-        return iter(stream)
+        return TrainBatches(iter(stream))
     # Batches are assembled inside the workers (batch_size=None): one IPC message per batch.
     loader = DataLoader(stream, batch_size=None, num_workers=num_workers, persistent_workers=True,
                         prefetch_factor=4)
-    return iter(loader)
+    return TrainBatches(iter(loader))
 
 
 def eval_loader(shard_dir: Path, batch_size: int, as_uint8: bool = False

@@ -221,8 +221,10 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
         if rank == 0 and checkpoints_saved % tcfg.sample_every == 0:
             save_progress_samples(G_ema, cfg, run_dir / SAMPLES_DIR / f"iter_{iteration:08d}.png", device)
         # Restart the streams from (seed, rank, iteration): resume from here is exact.
+        _close(step.real_batches)
         step.real_batches = start_segment(iteration)
 
+    _close(step.real_batches)
     if rank == 0 and not collapsed:
         found = ckpt.list_checkpoints(run_dir)
         ckpt.mark_for_evaluation(run_dir, found[-1].path if found else None, reason)
@@ -261,6 +263,13 @@ def _protected(run_dir: Path) -> tuple[Path, ...]:
         if name:
             return (run_dir / name,)
     return ()
+
+
+def _close(stream: Iterator) -> None:
+    """Stop a real-image stream's loader workers now (test streams may be plain generators)."""
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
 
 
 def _check_data_position(data: dict[str, Any], cfg: ExperimentConfig, world: int) -> None:

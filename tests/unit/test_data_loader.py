@@ -101,8 +101,8 @@ def test_multi_label_draws_each_label_half_the_time_and_differ_across_epochs(two
 
 def test_multi_label_draws_differ_across_workers_and_ranks(two_label_shards):
     # One shard and two DataLoader workers: both read it, each with its own RNG stream.
-    stream = train_loader(two_label_shards, 4, 0, 1, 0, 4, 2)
-    batches = list(itertools.islice(stream, 40))
+    with train_loader(two_label_shards, 4, 0, 1, 0, 4, 2) as stream:
+        batches = list(itertools.islice(stream, 40))
     by_worker = [batches[0::2], batches[1::2]]  # DataLoader alternates workers in order
     seqs = [[tuple(labels.tolist()) for _, labels in b] for b in by_worker]
     assert seqs[0] != seqs[1]
@@ -126,3 +126,16 @@ def test_eval_reports_first_label_and_jpg_format_round_trips(tmp_path):
             i = int(key.split(".")[0])
             assert label == 1 + i % 2  # the first listed label of the manifest line, remapped
             assert abs(int(img[0, 5, 5]) - i) <= 3  # JPEG is lossy but close on a flat colour
+
+
+def test_closing_the_train_stream_stops_its_loader_workers(two_label_shards):
+    import multiprocessing
+
+    before = set(multiprocessing.active_children())
+    stream = train_loader(two_label_shards, 4, 0, 1, 0, 4, 2)
+    next(stream)
+    assert len(set(multiprocessing.active_children()) - before) == 2
+    stream.close()
+    assert set(multiprocessing.active_children()) - before == set()
+    with pytest.raises(StopIteration):
+        next(stream)
