@@ -7,6 +7,7 @@ biggan` stays Prefect-free).
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import click
 
 from biggan.cli.common import CHECKPOINT_OPTION, RUN_OPTION, echo_json, main, preset_options
 from biggan.config import parse_override
+
+DEMO_WALL_MINUTES = 15  # issue 6: the whole `biggan demo` on 2 CPU cores
 
 _EVAL_SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                          help="Override an eval setting, e.g. --set num_samples=5000 (keys of EvalConfig).")
@@ -132,8 +135,10 @@ def demo_command(data_dir: str, shards: str, run_root: str, num_workers: int, ov
     _prepare_prefect()
     from flows.pipeline import pipeline_flow
 
+    started = time.perf_counter()
     summary = pipeline_flow(preset="digits32", overrides=pairs, shards=shards, demo_data=data_dir,
                             num_workers=num_workers, samples_per_shard=200, class_agreement=True)
+    summary["wall_s"] = time.perf_counter() - started
     click.echo(format_summary(summary))
 
 
@@ -164,15 +169,21 @@ def format_summary(summary: dict) -> str:
         f"  NN grids           {', '.join(summary['nn_grids'])}",
         f"  metrics history    {summary['metrics_history']} ({summary['metrics_plot']})",
     ]
+    wall_s = summary.get("wall_s")
+    if wall_s is not None:
+        lines.append(f"  wall time          {wall_s / 60:.1f} min (demo bar: {DEMO_WALL_MINUTES} min)")
     quality = summary.get("quality")
     if quality:
         agree = quality["agreement"]
+        passes = {**quality["passes"], "no_copying": not summary["copying_flag"]}
+        if wall_s is not None:
+            passes["wall_time"] = wall_s <= DEMO_WALL_MINUTES * 60
+        failed = [name for name, ok in passes.items() if not ok]
         lines += [
             f"  class agreement    {agree['mean']:.3f} mean, {agree['min']:.3f} worst class at truncation "
             f"{agree['truncation']:g} (independent judge, val accuracy {agree['judge_val_accuracy']:.3f})",
             f"  FID drop           {quality['fid_untrained']:.2f} untrained -> {quality['fid_final']:.2f} final "
             f"({quality['fid_drop']:.1f}x)",
-            f"  demo bar           {'met' if all(quality['passes'].values()) and not summary['copying_flag'] else 'NOT met'}"
-            f" ({', '.join(k for k, v in quality['passes'].items() if not v) or 'all criteria pass'})",
+            f"  demo bar           {'NOT met' if failed else 'met'} ({', '.join(failed) or 'all criteria pass'})",
         ]
     return "\n".join(lines)

@@ -30,8 +30,8 @@ def power_iteration(
 ) -> list[Tensor]:
     """One step of power iteration on k vectors; returns k singular value estimates.
 
-    The vector updates carry no gradient; the returned estimates do (through `weight`), as
-    in BigGAN-PyTorch, so the gradient of W / sigma includes the sigma term.
+    The vector updates carry no gradient; the first returned estimate does (through `weight`),
+    as in BigGAN-PyTorch, so the gradient of W / sigma includes the sigma term.
     """
     new_us: list[Tensor] = []
     new_vs: list[Tensor] = []
@@ -44,7 +44,13 @@ def power_iteration(
             new_us.append(u_next)
             if update:
                 us[i].copy_(u_next)
-        svs.append(((v @ weight.t()) @ u_next.t()).squeeze())
+        if i == 0:
+            svs.append(((v @ weight.t()) @ u_next.t()).squeeze())
+        else:
+            # Only sigma_0 divides the weight; the others are read for monitoring, so they
+            # need no autograd graph (a third fewer backward nodes per SN layer at k = 3).
+            with torch.no_grad():
+                svs.append(((v @ weight.t()) @ u_next.t()).squeeze())
     return svs
 
 

@@ -181,7 +181,11 @@ def launch_training(cfg: ExperimentConfig) -> TrainResult:
 
 def _worker_env() -> dict[str, str]:
     """Environment the workers need from the driver (a running cluster's raylet has its own)."""
-    env = {"RAY_TRAIN_ENABLE_STATE_TRACKING": os.environ.get("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")}
+    env = {"RAY_TRAIN_ENABLE_STATE_TRACKING": os.environ.get("RAY_TRAIN_ENABLE_STATE_TRACKING", "1"),
+           # Train V2 routes a worker's print() to its logger AND, because Ray has wrapped the
+           # worker's stdout, tees it to stdout too: every progress line reached the driver
+           # twice. Unpatched, print() goes to stdout once and Ray streams it to the driver.
+           "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
     for key in (FAIL_ONCE_ENV, FAIL_ONCE_ENV + "_MARKER"):
         if key in os.environ:
             env[key] = os.environ[key]

@@ -101,8 +101,10 @@ class TrainStep:
             with autocast_for(self.device, self.cfg.precision):
                 with torch.no_grad():
                     fake = self.G(z, y_fake)
-                real_logits = self.D(real, y_real).float()
-                fake_logits = self.D(fake.detach(), y_fake).float()
+                # One D pass over [fake; real], as BigGAN-PyTorch's G_D does (D has no batch
+                # statistics, so this equals two passes, at half the per-layer dispatch cost).
+                logits = self.D(torch.cat([fake, real]), torch.cat([y_fake, y_real])).float()
+                fake_logits, real_logits = logits.split([fake.shape[0], real.shape[0]])
             loss, loss_real, loss_fake = hinge_d(real_logits, fake_logits)
             (loss / accumulation).backward()
             totals += torch.stack([loss.detach(), loss_real.detach(), loss_fake.detach(),

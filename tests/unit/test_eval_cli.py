@@ -32,3 +32,20 @@ def test_demo_summary_lists_numbers_and_paths():
     for needle in ("/r", "checkpoint_00000040", "12.000", "curve.png", "nn_pixel.png", "metrics_history.jsonl",
                    "train 0.900 / val 0.600"):
         assert needle in text
+
+
+def test_demo_summary_judges_the_bar_including_wall_time():
+    point = {"threshold": 1.0, "IS": 2.0, "FID": 10.0}
+    summary = {
+        "run_dir": "/r", "checkpoint": "/r/checkpoint_00000040", "metrics": {"IS": 2.5, "FID": 12.0},
+        "operating_points": {"best_fid": point, "max_is": point, "val_is": 3.0},
+        "d_accuracy": {"train": 0.9, "val": 0.6}, "copying_flag": False, "sample_sheets": [],
+        "truncation_plot": "t.png", "nn_grids": [], "metrics_history": "h.jsonl", "metrics_plot": "h.png",
+        "quality": {"agreement": {"mean": 0.95, "min": 0.8, "truncation": 1.0, "judge_val_accuracy": 0.98},
+                    "fid_untrained": 600.0, "fid_final": 10.0, "fid_drop": 60.0,
+                    "passes": {"mean_agreement": True, "min_class_agreement": True, "fid_drop": True}},
+    }
+    assert "demo bar           met (all criteria pass)" in format_summary({**summary, "wall_s": 600.0})
+    slow = format_summary({**summary, "wall_s": 1000.0})
+    assert "16.7 min" in slow and "NOT met (wall_time)" in slow
+    assert "NOT met (no_copying)" in format_summary({**summary, "copying_flag": True})
