@@ -182,6 +182,9 @@ def format_summary(summary: dict) -> str:
         lines += [
             f"  class agreement    {agree['mean']:.3f} mean, {agree['min']:.3f} worst class at truncation "
             f"{agree['truncation']:g} (independent judge, val accuracy {agree['judge_val_accuracy']:.3f})",
+            *([f"  untruncated        {quality['agreement_untruncated']['mean']:.3f} mean, "
+               f"{quality['agreement_untruncated']['min']:.3f} worst class (z from the full prior)"]
+              if "agreement_untruncated" in quality else []),
             f"  FID drop           {quality['fid_untrained']:.2f} untrained -> {quality['fid_final']:.2f} final "
             f"({quality['fid_drop']:.1f}x)",
             f"  demo bar           {'NOT met' if failed else 'met'} ({', '.join(failed) or 'all criteria pass'})",

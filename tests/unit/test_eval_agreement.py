@@ -55,6 +55,8 @@ def test_quality_check_reports_fid_drop_and_agreement(digits_shards, tmp_path):
     checkpoint = save_tiny_checkpoint(cfg, iteration=5, seed=1)
     result = quality_check(checkpoint, classifier_path=None, per_class=4)
     assert set(result["passes"]) == {"mean_agreement", "min_class_agreement", "fid_drop"}
+    assert result["agreement"]["truncation"] == 1.0 and result["agreement_untruncated"]["truncation"] is None
+    assert len(result["agreement_untruncated"]["per_class"]) == 10
     assert result["fid_untrained"] > 0 and result["fid_final"] > 0
     assert abs(result["fid_drop"] - result["fid_untrained"] / result["fid_final"]) < 1e-9
     # A random generator is nowhere near the bar.

@@ -42,10 +42,12 @@ def test_demo_summary_judges_the_bar_including_wall_time():
         "d_accuracy": {"train": 0.9, "val": 0.6}, "copying_flag": False, "sample_sheets": [],
         "truncation_plot": "t.png", "nn_grids": [], "metrics_history": "h.jsonl", "metrics_plot": "h.png",
         "quality": {"agreement": {"mean": 0.95, "min": 0.8, "truncation": 1.0, "judge_val_accuracy": 0.98},
+                    "agreement_untruncated": {"mean": 0.93, "min": 0.7, "truncation": None},
                     "fid_untrained": 600.0, "fid_final": 10.0, "fid_drop": 60.0,
                     "passes": {"mean_agreement": True, "min_class_agreement": True, "fid_drop": True}},
     }
-    assert "demo bar           met (all criteria pass)" in format_summary({**summary, "wall_s": 600.0})
+    text = format_summary({**summary, "wall_s": 600.0})
+    assert "demo bar           met (all criteria pass)" in text and "untruncated        0.930 mean" in text
     slow = format_summary({**summary, "wall_s": 1000.0})
     assert "16.7 min" in slow and "NOT met (wall_time)" in slow
     assert "NOT met (no_copying)" in format_summary({**summary, "copying_flag": True})
