@@ -147,8 +147,11 @@ def train_loader(shard_dir: Path, batch_size: int, rank: int, world_size: int, s
     if num_workers == 0:
         return TrainBatches(iter(stream))
     # Batches are assembled inside the workers (batch_size=None): one IPC message per batch.
+    # Workers come from a forkserver, not fork: the trainer process runs threads (Ray's, and
+    # Prefect's when a flow calls this), and a forked copy of them failed at worker exit (exit
+    # code 1 on every clean shutdown under a Prefect flow).
     loader = DataLoader(stream, batch_size=None, num_workers=num_workers, persistent_workers=True,
-                        prefetch_factor=4)
+                        prefetch_factor=4, multiprocessing_context="forkserver")
     return TrainBatches(iter(loader))
 
 
