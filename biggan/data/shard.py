@@ -62,7 +62,7 @@ class ShardRecord(BaseModel):
     name: str
     num_samples: int
     sha256: str
-    fingerprint: str  # hash of the shard's planned content; a changed plan invalidates the tar
+    fingerprint: str  # hash of the shard's plan and its sources' size + mtime; a change invalidates the tar
     skipped: list[SkippedEntry]
     reused: bool = False  # True when an existing complete tar was verified and kept
 
@@ -93,10 +93,25 @@ def plan_shards(cfg: ShardConfig) -> ShardPlan:
     )
 
 
+def _source_stamp(path: str) -> list[int] | None:
+    """(size, mtime in ns) of a source file, None when it cannot be read (a counted skip later).
+
+    Part of the fingerprint so that an image edited or replaced under the same name invalidates
+    its shard, as make and rsync decide; stat costs a fraction of hashing every source. Copying
+    the sources without keeping mtimes only makes a rerun rewrite everything, never go stale.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
 def _fingerprint(plan: ShardPlan, index: int) -> str:
     cfg = plan.config
     content = {
-        "samples": [[sid, item.key, list(item.labels)] for sid, item in zip(plan.sample_ids[index], plan.shards[index])],
+        "samples": [[sid, item.key, list(item.labels), _source_stamp(item.path)]
+                    for sid, item in zip(plan.sample_ids[index], plan.shards[index])],
         "resolution": cfg.resolution, "format": cfg.format, "min_size": cfg.min_size,
         "jpeg_quality": cfg.jpeg_quality if cfg.format == "jpg" else None,
     }

@@ -96,6 +96,31 @@ def test_rerun_keeps_complete_shards_and_rewrites_damaged_ones(tmp_path):
         assert (out / name).stat().st_mtime_ns == mtimes[name]  # kept, not rewritten
 
 
+def test_a_source_edited_in_place_invalidates_only_its_shard(tmp_path):
+    write_tree(tmp_path / "src", WNIDS, per_class=10)
+    cfg = _cfg(tmp_path / "src", tmp_path / "out")
+    shard_dataset(cfg)
+    plan = plan_shards(cfg)
+    item = plan.shards[2][0]
+    # Same name, new pixels (and a new mtime, as any editor or re-download gives it).
+    Image.new("RGB", (40, 40), (255, 0, 255)).save(item.path)
+    stat = os.stat(item.path)
+    os.utime(item.path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    records = {i: write_shard(plan_shards(cfg), i) for i in range(len(plan.shards))}
+    assert [i for i, r in records.items() if not r.reused] == [2]
+    shard_dataset(cfg)
+    for images, _labels, keys in eval_loader(tmp_path / "out", 64, as_uint8=True):
+        for key, image in zip(keys, images):
+            if key == item.key:
+                assert image[:, 16, 16].tolist() == [255, 0, 255]  # the new pixels were sharded
+                break
+        else:
+            continue
+        break
+    else:
+        raise AssertionError(f"{item.key} not found in the shards")
+
+
 _KILLABLE = """
 import sys
 from pathlib import Path
