@@ -54,3 +54,18 @@ def save_figure_atomic(fig, path: Path, dpi: int = 100) -> Path:
         plt.close(fig)
     os.replace(tmp, path)
     return path
+
+
+def source_fingerprint(package_dir: Path) -> str:
+    """Hex sha256 over the relative paths and bytes of every .py file below `package_dir`.
+
+    The Ray launcher compares the driver's and each worker's fingerprint of `biggan/`: a worker
+    that imported different code (the package edited mid-run, another version on a node) would
+    otherwise train, checkpoint and write options.json with a config the driver cannot read.
+    """
+    package_dir = Path(package_dir)
+    digest = hashlib.sha256()
+    for path in sorted(package_dir.rglob("*.py")):
+        digest.update(path.relative_to(package_dir).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from biggan.config import ClusterConfig, ExperimentConfig
+from biggan.files import source_fingerprint
 from biggan.train import checkpoint as ckpt
 from biggan.train.context import LocalContext
 from biggan.train.loop import train
@@ -122,10 +123,32 @@ class RayTrainContext:
         return Path(checkpoint.to_directory(self._restored.name))
 
 
+def package_fingerprint() -> str:
+    """Fingerprint of the `biggan` package this process imported (see files.source_fingerprint)."""
+    import biggan
+
+    return source_fingerprint(Path(biggan.__file__).parent)
+
+
+def check_same_code(driver_fingerprint: str | None) -> None:
+    """Refuse to train on code that differs from the driver's, with a message that says what to do."""
+    if driver_fingerprint is None:
+        return
+    mine = package_fingerprint()
+    if mine != driver_fingerprint:
+        raise RuntimeError(
+            f"the biggan package on this worker differs from the driver's (source fingerprint "
+            f"{mine[:12]} here, {driver_fingerprint[:12]} on the driver): it was edited after the "
+            f"run started, or another version is installed on this node. Sync the code on every "
+            f"node and start the run again; it resumes from its last checkpoint.")
+
+
 def _worker_loop(loop_config: dict[str, Any]) -> None:
-    """Entry point of every Ray worker: re-validate the config where it enters, then train."""
+    """Entry point of every Ray worker: check the code and re-validate the config where they
+    enter, then train."""
     torch.set_num_threads(int(loop_config.get("threads", 1)))
     _quiet_report_log()
+    check_same_code(loop_config.get("code"))
     cfg = ExperimentConfig.model_validate(loop_config["config"])
     train(cfg, RayTrainContext(cfg.run_dir))
 
@@ -158,7 +181,8 @@ def launch_training(cfg: ExperimentConfig) -> TrainResult:
         print(f"Ray dashboard: {dashboard_url}", flush=True)
     trainer = TorchTrainer(
         _worker_loop,
-        train_loop_config={"config": cfg.model_dump(mode="json"), "threads": max(1, int(cfg.cluster.cpus_per_worker))},
+        train_loop_config={"config": cfg.model_dump(mode="json"), "threads": max(1, int(cfg.cluster.cpus_per_worker)),
+                           "code": package_fingerprint()},
         torch_config=TorchConfig(backend="nccl" if cfg.cluster.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=cfg.cluster.num_workers, use_gpu=cfg.cluster.use_gpu,
                                      resources_per_worker={"CPU": cfg.cluster.cpus_per_worker}),
