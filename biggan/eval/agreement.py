@@ -111,16 +111,18 @@ def quality_check(
                         Path(cfg.data.val_shards) if cfg.data.val_shards is not None else None)
     prepare_generator(G, cfg, truncation)
     agreement = class_agreement(G, judge, cfg.model.num_classes, per_class, truncation, seed=cfg.eval.seed)
-    # Reported beside the bar, not part of it: threshold 1.0 resamples every |z_i| > 1, so the
-    # untruncated prior is the harder case and a user should see both.
-    prepare_generator(G, cfg, None)
-    untruncated = class_agreement(G, judge, cfg.model.num_classes, per_class, None, seed=cfg.eval.seed)
 
     if classifier_path is None and cfg.eval.feature_extractor == "dataset-classifier":
         classifier_path = ensure_classifier(cfg).path  # cached per shard set
     ctx = eval_context(cfg, classifier_path)
     prepare_generator(G, cfg, cfg.eval.truncation)
     final = score_generator(G, ctx, cfg.eval.truncation)
+    # Reported beside the bar, not part of it: threshold 1.0 resamples every |z_i| > 1, so the
+    # untruncated prior is the harder case and a user should see both. Standing statistics are
+    # seeded, so those just taken for an untruncated FID serve here too.
+    if cfg.eval.truncation is not None:
+        prepare_generator(G, cfg, None)
+    untruncated = class_agreement(G, judge, cfg.model.num_classes, per_class, None, seed=cfg.eval.seed)
     G0 = prepare_generator(untrained_generator(cfg), cfg, cfg.eval.truncation)
     initial = score_generator(G0, ctx, cfg.eval.truncation)
     drop = initial["FID"] / max(final["FID"], 1e-12)
@@ -144,10 +146,8 @@ def quality_check(
 
 def write_quality(run_dir: Path, result: dict) -> Path:
     """RUN_DIR/quality.json, written atomically."""
-    import json
-
-    from biggan.files import atomic_write_text
+    from biggan.files import write_json_atomic
 
     path = Path(run_dir) / "quality.json"
-    atomic_write_text(path, json.dumps(result, indent=2))
+    write_json_atomic(path, result, indent=2)
     return path

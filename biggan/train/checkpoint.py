@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from biggan.files import atomic_write_text  # noqa: F401 (callers import it from here too)
+from biggan.files import atomic_write_text
 
 CHECKPOINT_PREFIX = "checkpoint_"
 STATE_FILE = "state.pt"

@@ -25,6 +25,7 @@ from typing import Any, Iterator
 import torch
 
 from biggan.config import ExperimentConfig
+from biggan.files import atomic_write_text
 from biggan.models import Generator, build_models
 from biggan.models.batchnorm import CrossReplicaReducer, LocalReducer, set_bn_reducer
 from biggan.models.spectral import singular_values
@@ -134,7 +135,7 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
     stats = StatsWriter(run_dir / STATS_FILE) if rank == 0 else None
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.atomic_write_text(run_dir / OPTIONS_FILE, json.dumps(cfg.model_dump(mode="json"), indent=2))
+        atomic_write_text(run_dir / OPTIONS_FILE, json.dumps(cfg.model_dump(mode="json"), indent=2))
         truncate_stats(run_dir / STATS_FILE, start)  # a resumed run re-logs what came after
         if resume_dir is not None:
             print(f"[rank 0] resumed from {resume_dir} at iteration {start}", flush=True)
