@@ -1,6 +1,6 @@
 """How fast `digits32` learns class conditioning: train in this process (one worker, the whole
 global batch, local BN) and print the independent judge's agreement of G and EMA G at every
-checkpoint. This produced the tuning table in README ("How the preset was tuned").
+checkpoint. This produced the tuning table in docs/benchmarks.md ("How the demo preset was tuned").
 
     python benchmarks/demo_tuning.py --set train.g_lr=6e-4 --set train.d_lr=6e-4 --set train.seed=1
     python benchmarks/demo_tuning.py --iterations 1500 --set train.g_lr=1e-4 --set train.d_lr=4e-4
@@ -38,7 +38,8 @@ def main() -> None:
     from biggan.eval.agreement import class_agreement, train_judge
     from biggan.eval.scoring import prepare_generator
     from biggan.presets import digits32
-    from biggan.train.checkpoint import list_checkpoints, load_generator
+    from biggan.runs import RunStore
+    from biggan.runs.networks import config_of, generator_from_state
     from biggan.train.context import LocalContext
     from biggan.train.loop import train
 
@@ -52,7 +53,7 @@ def main() -> None:
 
     pairs = dict(parse_override(text) for text in args.overrides)
     pairs.update({"run_root": str(work / "runs"), "data.train_shards": str(shards / "train"),
-                  "data.val_shards": str(shards / "val"), "cluster.num_workers": 0,
+                  "data.val_shards": str(shards / "val"), "cluster.num_workers": 0, "model.num_classes": 10,
                   "train.checkpoint_every": args.every, "train.keep_checkpoints": 1000})
     if args.iterations is not None:
         pairs["train.iterations"] = args.iterations
@@ -60,19 +61,22 @@ def main() -> None:
     cfg = apply_overrides(digits32(), pairs)
 
     started = time.perf_counter()
-    result = train(cfg, LocalContext(cfg.run_dir))
+    store = RunStore(cfg.run_uri)
+    store.write_options(cfg.model_dump(mode="json"))
+    result = train(cfg, LocalContext())
     seconds = time.perf_counter() - started
     print(f"settings: {' '.join(args.overrides) or '(preset)'}; {result.iteration} iterations in "
-          f"{seconds:.0f} s ({seconds / max(result.iteration, 1) * 1000:.0f} ms each); run {cfg.run_dir}")
+          f"{seconds:.0f} s ({seconds / max(result.iteration, 1) * 1000:.0f} ms each); run {store.uri}")
 
-    judge = train_judge(shards / "train", shards / "val")
+    judge = train_judge(str(shards / "train"), str(shards / "val"))
     print(f"judge: RBF SVM on 16x16 grey pixels, held-out accuracy {judge.val_accuracy:.3f}; chance 0.100")
     print("iteration  G mean / worst   EMA G mean / worst")
     rows = []
-    for info in list_checkpoints(cfg.run_dir):
+    for info in store.checkpoints():
         row = {"iteration": info.iteration}
+        state = store.load_state(info)
         for ema in (False, True):
-            G, run_cfg, _ = load_generator(info.path, ema=ema)
+            G, run_cfg = generator_from_state(state, ema=ema), config_of(state)
             # Standing statistics from the full prior, samples at threshold 1.0 (how the README
             # table was measured; the demo's quality check takes both at 1.0).
             prepare_generator(G, run_cfg, None)

@@ -30,6 +30,8 @@ def build_step(preset: str, batch: int | None, device: torch.device, overrides: 
         overrides = {**overrides, "train.batch_size": batch}
     if device.type == "cpu":
         overrides = {**overrides, "train.precision": "fp32", "train.channels_last": False}  # fp32 on CPU
+    if cfg.model.num_classes is None:  # presets take it from the data; ImageNet's 1000, the digits' 10
+        overrides = {"model.num_classes": 1000 if preset.startswith(("imagenet", "jft")) else 10, **overrides}
     cfg = apply_overrides(cfg, overrides)
     tcfg = cfg.train
     micro = tcfg.batch_size // tcfg.accumulation

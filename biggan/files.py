@@ -1,12 +1,9 @@
-"""Small file helpers every area shares: content hashes and atomic writes (temp file in the
-same folder, then os.replace), so a killed process never leaves a half-written file that looks whole."""
+"""Small file helpers every area shares: content hashes, figure saves (atomic, through the
+storage layer) and the source fingerprint of the package."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from pathlib import Path
 
 
@@ -19,41 +16,22 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to `path` through a temp file in the same folder and os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; these are ordinary files meant to be read by others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def save_figure_atomic(fig, target, dpi: int = 100):
+    """Save a matplotlib figure as PNG, atomically, to a local path or a storage URI; close it."""
+    import io
 
-
-def write_json_atomic(path: Path, payload: dict | list, indent: int = 1) -> None:
-    """JSON through `atomic_write_text`."""
-    atomic_write_text(path, json.dumps(payload, indent=indent))
-
-
-def save_figure_atomic(fig, path: Path, dpi: int = 100) -> Path:
-    """Save a matplotlib figure atomically (same-folder temp PNG, then os.replace) and close it."""
     import matplotlib.pyplot as plt
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
+    from biggan.storage import location
+
+    buffer = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=dpi)
+        fig.savefig(buffer, format="png", dpi=dpi)
     finally:
         plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    target = location(target)
+    target.write_bytes(buffer.getvalue())
+    return target
 
 
 def source_fingerprint(package_dir: Path) -> str:

@@ -1,9 +1,12 @@
 """Named experiments. A preset is a function returning an `ExperimentConfig` (torchtitan's
-"a configuration is a function"); the ablation rows of Table 1 are arguments, not flags."""
+"a configuration is a function"); the ablation rows of Table 1 are arguments, not flags.
+
+A preset fixes the architecture, including its resolution; the number of classes always comes
+from the shard set (dataset.json), so a preset trains on any data set at its resolution.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 from biggan.config import (
@@ -15,11 +18,15 @@ from biggan.config import (
     TrainConfig,
 )
 
-DEFAULT_SHARD_ROOT = Path("shards")
+DEFAULT_SHARD_ROOT = "shards"
+
+
+def _split(shards: str, split: str) -> str:
+    return f"{str(shards).rstrip('/')}/{split}"
 
 
 def imagenet128(
-    shards: Path = DEFAULT_SHARD_ROOT / "imagenet128",
+    shards: str = f"{DEFAULT_SHARD_ROOT}/imagenet128",
     ch: int = 96,
     shared: bool = True,
     hier: bool = True,
@@ -27,37 +34,37 @@ def imagenet128(
 ) -> ExperimentConfig:
     """Table 1 row 8 (ch96, batch 2048, shared + hier + ortho): the paper's BigGAN at 128x128."""
     return ExperimentConfig(
-        name="imagenet128",
-        data=DataConfig(train_shards=Path(shards) / "train", val_shards=Path(shards) / "val"),
-        model=ModelConfig(resolution=128, num_classes=1000, ch=ch, dim_z=120, shared=shared, hier=hier),
+        preset="imagenet128",
+        data=DataConfig(train_shards=_split(shards, "train"), val_shards=_split(shards, "val")),
+        model=ModelConfig(resolution=128, ch=ch, dim_z=120, shared=shared, hier=hier),
         train=TrainConfig(batch_size=2048, ortho=ortho, precision="bf16", channels_last=True),
         cluster=ClusterConfig(num_workers=8, use_gpu=True, cpus_per_worker=8),
     )
 
 
-def imagenet256(shards: Path = DEFAULT_SHARD_ROOT / "imagenet256") -> ExperimentConfig:
+def imagenet256(shards: str = f"{DEFAULT_SHARD_ROOT}/imagenet256") -> ExperimentConfig:
     """Table 4/5 at 256x256 (Appendix B): dim_z 140, G attention at 128."""
     cfg = imagenet128(shards=shards)
     return cfg.model_copy(
         update={
-            "name": "imagenet256",
-            "model": ModelConfig(resolution=256, num_classes=1000, ch=96, dim_z=140),
+            "preset": "imagenet256",
+            "model": ModelConfig(resolution=256, ch=96, dim_z=140),
         }
     )
 
 
-def imagenet512(shards: Path = DEFAULT_SHARD_ROOT / "imagenet512") -> ExperimentConfig:
+def imagenet512(shards: str = f"{DEFAULT_SHARD_ROOT}/imagenet512") -> ExperimentConfig:
     """Table 6 at 512x512 (Appendix B): dim_z 128, attention at 64."""
     cfg = imagenet128(shards=shards)
     return cfg.model_copy(
         update={
-            "name": "imagenet512",
-            "model": ModelConfig(resolution=512, num_classes=1000, ch=96, dim_z=128),
+            "preset": "imagenet512",
+            "model": ModelConfig(resolution=512, ch=96, dim_z=128),
         }
     )
 
 
-def jft256(shards: Path = DEFAULT_SHARD_ROOT / "jft256", ch: int = 128) -> ExperimentConfig:
+def jft256(shards: str = f"{DEFAULT_SHARD_ROOT}/jft256", ch: int = 128) -> ExperimentConfig:
     """Section 5.2: the JFT-300M subset with the 8.5K most frequent labels at 256x256.
 
     The paper's best JFT model used ch=128 (Table 3); the FID/IS feature extractor is a
@@ -66,20 +73,19 @@ def jft256(shards: Path = DEFAULT_SHARD_ROOT / "jft256", ch: int = 128) -> Exper
     cfg = imagenet128(shards=shards)
     return cfg.model_copy(
         update={
-            "name": "jft256",
-            "model": ModelConfig(resolution=256, num_classes=8500, ch=ch, dim_z=140),
+            "preset": "jft256",
+            "model": ModelConfig(resolution=256, ch=ch, dim_z=140),
             "eval": EvalConfig(feature_extractor="dataset-classifier"),
         }
     )
 
 
-def digits32(shards: Path = DEFAULT_SHARD_ROOT / "digits") -> ExperimentConfig:
+def digits32(shards: str = f"{DEFAULT_SHARD_ROOT}/digits") -> ExperimentConfig:
     """The embedded demo: sklearn's handwritten digits at 32x32, learnable on 2 CPU cores.
 
     Every technique of the paper stays on (shared embedding, hierarchical latents, ortho reg,
     SN, self-attention, cross-replica BN over 2 Ray workers, EMA, hinge loss, 2 D steps per G
-    step); only the scale shrinks. Tuned on this 2-core machine (issue 6; README "What `biggan
-    demo` does"): ch 8 (G and D 32 channels wide; ch 4 never learned the class conditioning),
+    step); only the scale shrinks. Tuned on a 2-core CPU machine (docs/benchmarks.md): ch 8 (G and D 32 channels wide; ch 4 never learned the class conditioning),
     global batch 16 (8 per worker) and G = D = 6e-4. The paper's 5e-5 / 2e-4 is tuned for
     batch 2048 and 150k iterations, and its G:D ratio of 1:4 starved G here (1e-4 / 4e-4 never
     conditioned on class in 1,500 iterations); equal rates follow the authors' own 32 px
@@ -87,10 +93,10 @@ def digits32(shards: Path = DEFAULT_SHARD_ROOT / "digits") -> ExperimentConfig:
     appeared after ~1,500 iterations, to 6e-4, at which EMA G is class-correct by ~1,000.
     """
     return ExperimentConfig(
-        name="digits32",
-        data=DataConfig(train_shards=Path(shards) / "train", val_shards=Path(shards) / "val",
+        preset="digits32",
+        data=DataConfig(train_shards=_split(shards, "train"), val_shards=_split(shards, "val"),
                         shuffle_buffer=500, loader_workers=0),
-        model=ModelConfig(resolution=32, num_classes=10, ch=8, dim_z=64, shared_dim=32),
+        model=ModelConfig(resolution=32, ch=8, dim_z=64, shared_dim=32),
         train=TrainConfig(
             iterations=1250,
             batch_size=16,

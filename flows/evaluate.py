@@ -12,7 +12,6 @@ these tasks to run the three evaluation nodes in parallel.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -24,7 +23,7 @@ from biggan.eval import history
 from biggan.eval.memorization import memorization_check
 from biggan.eval.scoring import ensure_classifier, evaluate_checkpoint, load_run_config
 from biggan.eval.truncation import truncation_curve_of_checkpoint
-from biggan.train.checkpoint import checkpoint_to_evaluate
+from biggan.runs import RunStore
 
 # Tasks are NO_CACHE: each underlying function is idempotent on disk instead (the classifier is
 # reused from its fingerprint-keyed folder, reference statistics from torch-fidelity's cache,
@@ -33,9 +32,9 @@ from biggan.train.checkpoint import checkpoint_to_evaluate
 
 
 @task(cache_policy=NO_CACHE)
-def run_config_task(run_dir: str, eval_overrides: dict[str, Any]) -> ExperimentConfig:
+def run_config_task(run: str, eval_overrides: dict[str, Any]) -> ExperimentConfig:
     """The run's options.json with eval overrides applied."""
-    return load_run_config(Path(run_dir), eval_overrides)
+    return load_run_config(run, eval_overrides)
 
 
 @task(cache_policy=NO_CACHE, retries=1)
@@ -53,54 +52,66 @@ def dataset_classifier_task(config: ExperimentConfig) -> str | None:
 
 
 @task(cache_policy=NO_CACHE)
-def pending_checkpoints_task(run_dir: str) -> list[str]:
-    """Checkpoints of the run not yet in its metrics history."""
-    return [str(p) for p in history.unevaluated_checkpoints(Path(run_dir))]
+def pending_checkpoints_task(run: str) -> list[str]:
+    """Names of the run's checkpoints not yet in its metrics history."""
+    return [info.name for info in history.unevaluated_checkpoints(RunStore(run))]
+
+
+@task(cache_policy=NO_CACHE)
+def checkpoint_to_evaluate_task(run: str, checkpoint: str | None) -> str:
+    """The checkpoint asked for, else the one the run marked for evaluation (name)."""
+    store = RunStore(run).require()
+    return store.checkpoint(checkpoint).name if checkpoint else store.checkpoint_to_evaluate().name
 
 
 @task(cache_policy=NO_CACHE, retries=1)
-def evaluate_checkpoint_task(checkpoint: str, classifier: str | None, config: ExperimentConfig) -> dict:
+def evaluate_checkpoint_task(run: str, checkpoint: str, classifier: str | None, config: ExperimentConfig) -> dict:
     """IS/FID of one checkpoint's EMA G (standing stats) against the cached reference."""
-    return evaluate_checkpoint(Path(checkpoint), None if classifier is None else Path(classifier), config.eval)
+    store = RunStore(run)
+    return evaluate_checkpoint(store, store.checkpoint(checkpoint), classifier, config.eval)
 
 
 @task(cache_policy=NO_CACHE)
-def record_history_task(run_dir: str, record: dict) -> str:
-    """Append one evaluation to RUN_DIR/metrics_history.jsonl."""
-    return str(history.append_history(Path(run_dir), record))
+def record_history_task(run: str, record: dict) -> str:
+    """Append one evaluation to the run's metrics_history.jsonl."""
+    store = RunStore(run)
+    store.history.append(record)
+    return store.history.loc.uri
 
 
 @task(cache_policy=NO_CACHE)
-def plot_history_task(run_dir: str) -> str | None:
-    """Redraw RUN_DIR/metrics_history.png."""
-    path = history.plot_history(Path(run_dir))
-    return None if path is None else str(path)
+def plot_history_task(run: str) -> str | None:
+    """Redraw the run's metrics_history.png."""
+    plot = history.plot_history(RunStore(run))
+    return None if plot is None else plot.uri
 
 
 @task(cache_policy=NO_CACHE, retries=1)
-def truncation_curve_task(checkpoint: str, classifier: str | None, config: ExperimentConfig, run_dir: str) -> dict:
-    """Sweep truncation thresholds; write RUN_DIR/truncation/."""
-    return truncation_curve_of_checkpoint(Path(checkpoint), None if classifier is None else Path(classifier),
-                                          Path(run_dir) / "truncation", config.eval)
+def truncation_curve_task(run: str, checkpoint: str, classifier: str | None, config: ExperimentConfig) -> dict:
+    """Sweep truncation thresholds; write <run>/truncation/."""
+    store = RunStore(run)
+    return truncation_curve_of_checkpoint(store, store.checkpoint(checkpoint), classifier, config.eval)
 
 
 @task(cache_policy=NO_CACHE, retries=1)
-def memorization_task(checkpoint: str, config: ExperimentConfig, run_dir: str) -> dict:
-    """D accuracy train vs val and class-wise nearest neighbours; write RUN_DIR/memorization/."""
-    return memorization_check(Path(checkpoint), Path(run_dir) / "memorization", config.eval)
+def memorization_task(run: str, checkpoint: str, config: ExperimentConfig) -> dict:
+    """D accuracy train vs val and class-wise nearest neighbours; write <run>/memorization/."""
+    store = RunStore(run)
+    return memorization_check(store, store.checkpoint(checkpoint), config.eval)
 
 
 # --------------------------------------------------------------------------- artifacts
 
 
 @task(cache_policy=NO_CACHE, retries=1)
-def quality_check_task(checkpoint: str, classifier: str | None, run_dir: str) -> dict:
+def quality_check_task(run: str, checkpoint: str, classifier: str | None) -> dict:
     """Class agreement (independent judge) and the FID drop from the untrained G; written to
-    RUN_DIR/quality.json."""
+    <run>/quality.json."""
     from biggan.eval.agreement import quality_check, write_quality
 
-    result = quality_check(Path(checkpoint), None if classifier is None else Path(classifier))
-    write_quality(Path(run_dir), result)
+    store = RunStore(run)
+    result = quality_check(store, store.checkpoint(checkpoint), classifier)
+    write_quality(store, result)
     return result
 
 
@@ -164,50 +175,50 @@ def publish_memorization(run_name: str, result: dict) -> None:
 
 
 @flow(name="train-dataset-classifier")
-def dataset_classifier_flow(run_dir: str, eval_overrides: dict[str, Any] = {}) -> str | None:  # noqa: B006
+def dataset_classifier_flow(run: str, eval_overrides: dict[str, Any] = {}) -> str | None:  # noqa: B006
     """Train (or reuse) the dataset classifier used as the IS/FID feature extractor."""
-    return dataset_classifier_task(run_config_task(run_dir, dict(eval_overrides or {})))
+    return dataset_classifier_task(run_config_task(run, dict(eval_overrides or {})))
 
 
 @flow(name="evaluate-biggan")
-def evaluate_biggan_flow(run_dir: str, eval_overrides: dict[str, Any] = {}) -> dict:  # noqa: B006
+def evaluate_biggan_flow(run: str, eval_overrides: dict[str, Any] = {}) -> dict:  # noqa: B006
     """Evaluate the run's checkpoints that are not yet in its metrics history; redraw the plot."""
     logger = get_run_logger()
-    config = run_config_task(run_dir, dict(eval_overrides or {}))
-    pending = pending_checkpoints_task(run_dir)
-    logger.info("%s: %d checkpoint(s) to evaluate", run_dir, len(pending))
+    config = run_config_task(run, dict(eval_overrides or {}))
+    pending = pending_checkpoints_task(run)
+    logger.info("%s: %d checkpoint(s) to evaluate", run, len(pending))
     records = []
     if pending:
         classifier = dataset_classifier_task(config)
         for checkpoint in pending:
-            record = evaluate_checkpoint_task(checkpoint, classifier, config)
-            record_history_task(run_dir, record)
+            record = evaluate_checkpoint_task(run, checkpoint, classifier, config)
+            record_history_task(run, record)
             logger.info("%s: %s", record["checkpoint"], {k: round(v, 3) for k, v in record["metrics"].items()})
             records.append(record)
-    plot = plot_history_task(run_dir)
+    plot = plot_history_task(run)
     publish_evaluation(config.name, records, plot)
-    return {"run_dir": run_dir, "evaluated": [r["checkpoint"] for r in records], "records": records,
-            "history": str(Path(run_dir) / history.HISTORY_FILE), "plot": plot}
+    return {"run": run, "evaluated": [r["checkpoint"] for r in records], "records": records,
+            "history": RunStore(run).history.loc.uri, "plot": plot}
 
 
 @flow(name="truncation-curve")
-def truncation_curve_flow(run_dir: str, checkpoint: str | None = None,
+def truncation_curve_flow(run: str, checkpoint: str | None = None,
                           eval_overrides: dict[str, Any] = {}) -> dict:  # noqa: B006
     """Truncation sweep of a checkpoint (default: the one the run marked for evaluation)."""
-    config = run_config_task(run_dir, dict(eval_overrides or {}))
+    config = run_config_task(run, dict(eval_overrides or {}))
     classifier = dataset_classifier_task(config)
-    chosen = checkpoint or str(checkpoint_to_evaluate(Path(run_dir)))
-    result = truncation_curve_task(chosen, classifier, config, run_dir)
+    chosen = checkpoint_to_evaluate_task(run, checkpoint)
+    result = truncation_curve_task(run, chosen, classifier, config)
     publish_truncation(config.name, result)
     return result
 
 
 @flow(name="memorization-check")
-def memorization_flow(run_dir: str, checkpoint: str | None = None,
+def memorization_flow(run: str, checkpoint: str | None = None,
                       eval_overrides: dict[str, Any] = {}) -> dict:  # noqa: B006
     """D accuracy and nearest neighbours of a checkpoint (default: the one marked for evaluation)."""
-    config = run_config_task(run_dir, dict(eval_overrides or {}))
-    chosen = checkpoint or str(checkpoint_to_evaluate(Path(run_dir)))
-    result = memorization_task(chosen, config, run_dir)
+    config = run_config_task(run, dict(eval_overrides or {}))
+    chosen = checkpoint_to_evaluate_task(run, checkpoint)
+    result = memorization_task(run, chosen, config)
     publish_memorization(config.name, result)
     return result

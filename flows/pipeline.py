@@ -16,6 +16,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from biggan.config import ShardConfig
 from biggan.eval import history
 from biggan.eval.scoring import evaluate_checkpoint
+from biggan.runs import RunStore
 from flows.evaluate import (
     dataset_classifier_task,
     memorization_task,
@@ -40,17 +41,17 @@ def write_demo_data_task(out: str) -> str:
 
 
 @task(cache_policy=NO_CACHE)
-def evaluate_pending_task(run_dir: str, classifier: str | None, config) -> dict:
+def evaluate_pending_task(run: str, classifier: str | None, config) -> dict:
     """The evaluate node: score unevaluated checkpoints, append history, redraw the plot
     (what the evaluate-biggan flow does, as one task so it can run beside the other nodes)."""
+    store = RunStore(run)
     records = []
-    for checkpoint in history.unevaluated_checkpoints(Path(run_dir)):
-        record = evaluate_checkpoint(checkpoint, None if classifier is None else Path(classifier), config.eval)
-        history.append_history(Path(run_dir), record)
+    for info in history.unevaluated_checkpoints(store):
+        record = evaluate_checkpoint(store, info, classifier, config.eval)
+        store.history.append(record)
         records.append(record)
-    plot = history.plot_history(Path(run_dir))
-    return {"records": records, "plot": None if plot is None else str(plot),
-            "history": str(Path(run_dir) / history.HISTORY_FILE)}
+    plot = history.plot_history(store)
+    return {"records": records, "plot": None if plot is None else plot.uri, "history": store.history.loc.uri}
 
 
 # Threads: the evaluation nodes are independent readers of one checkpoint.
@@ -61,12 +62,14 @@ def pipeline_flow(
     source: str = "imagenet",  # "imagenet" (folder tree) or "jft" (manifest)
     root: str | None = None,  # imagenet root with train/ and val/; None = skip sharding
     manifest: str | None = None,  # jft manifest (train split only)
-    shards: str = "shards/digits",  # shard root: <shards>/train and <shards>/val
+    shards: str = "shards/digits",  # shard root: <shards>/train and <shards>/val (folder or URI)
     demo_data: str | None = None,  # write the embedded digits here first and shard them
     num_workers: int | None = None,
     use_gpu: bool | None = None,
     samples_per_shard: int = 1000,
     class_agreement: bool = False,  # also run the quality check (independent judge + FID drop)
+    name: str | None = None,  # run name; None = a new numbered one
+    store: str | None = None,  # run store (local folder or URI); None = the preset's run_root
 ) -> dict:
     """Shard -> train -> {evaluate, truncation curve, memorization check} on one run directory."""
     logger = get_run_logger()
@@ -78,43 +81,43 @@ def pipeline_flow(
     resolution = get_preset(preset).model.resolution
     if "model.resolution" in overrides:
         resolution = int(overrides["model.resolution"])
-    shard_root = Path(shards)
+    shard_root = shards.rstrip("/")
     if root is not None or manifest is not None:
         splits = ("train", "val") if source == "imagenet" else ("train",)
         for split in splits:
             shard_dataset_flow(ShardConfig(source=source, root=root, manifest=manifest, split=split,
-                                           out=shard_root / split, resolution=resolution,
+                                           out=f"{shard_root}/{split}", resolution=resolution,
                                            samples_per_shard=samples_per_shard))
-    trained = train_biggan_flow(preset=preset, overrides=dict(overrides or {}), shards=str(shard_root),
-                                num_workers=num_workers, use_gpu=use_gpu)
-    run_dir, checkpoint = trained["run_dir"], trained["checkpoint"]
-    if checkpoint is None:
-        raise RuntimeError(f"training wrote no checkpoint in {run_dir}")
-    config = run_config_task(run_dir, {})
+    trained = train_biggan_flow(preset=preset, overrides=dict(overrides or {}), shards=shard_root,
+                                num_workers=num_workers, use_gpu=use_gpu, name=name, store=store)
+    run, checkpoint_uri = trained["run"], trained["checkpoint"]
+    if checkpoint_uri is None:
+        raise RuntimeError(f"training wrote no checkpoint in {run}")
+    checkpoint = checkpoint_uri.rstrip("/").rsplit("/", 1)[-1]
+    config = run_config_task(run, {})
     classifier = dataset_classifier_task(config)
 
-    evaluated = evaluate_pending_task.submit(run_dir, classifier, config)
-    curve = truncation_curve_task.submit(checkpoint, classifier, config, run_dir)
-    memo = memorization_task.submit(checkpoint, config, run_dir)
-    quality = quality_check_task.submit(checkpoint, classifier, run_dir) if class_agreement else None
+    evaluated = evaluate_pending_task.submit(run, classifier, config)
+    curve = truncation_curve_task.submit(run, checkpoint, classifier, config)
+    memo = memorization_task.submit(run, checkpoint, config)
+    quality = quality_check_task.submit(run, checkpoint, classifier) if class_agreement else None
     evaluated, curve, memo = evaluated.result(), curve.result(), memo.result()
     quality = None if quality is None else quality.result()
 
     publish_evaluation(config.name, evaluated["records"], evaluated["plot"])
     publish_truncation(config.name, curve)
     publish_memorization(config.name, memo)
-    latest = next((r for r in reversed(evaluated["records"]) if r["checkpoint"] == Path(checkpoint).name), None)
+    latest = next((r for r in reversed(evaluated["records"]) if r["checkpoint"] == checkpoint), None)
     if latest is None:  # evaluated by an earlier run: read it back from the history
-        latest = next((r for r in reversed(history.read_history(Path(run_dir)))
-                       if r["checkpoint"] == Path(checkpoint).name), None)
+        latest = next((r for r in reversed(RunStore(run).history.read()) if r["checkpoint"] == checkpoint), None)
     summary = {
-        "run_dir": run_dir,
-        "checkpoint": checkpoint,
+        "run": run,
+        "checkpoint": checkpoint_uri,
         "metrics": None if latest is None else latest["metrics"],
         "operating_points": curve["operating_points"],
         "d_accuracy": {k: v["accuracy"] for k, v in memo["d_accuracy"].items()},
         "copying_flag": memo["copying_flag"],
-        "sample_sheets": sorted(str(p) for p in (Path(run_dir) / "samples").glob("*.png")),
+        "sample_sheets": [loc.uri for loc in RunStore(run).sample_sheets()],
         "truncation_plot": curve["plot"],
         "truncation_table": curve["csv"],
         "nn_grids": [s["grid"] for s in memo["backbones"].values()],

@@ -1,5 +1,5 @@
 """Prefect flow `train-biggan`: validate parameters -> connect Ray (publish the dashboard) ->
-run the Ray Train job -> return the run directory and the checkpoint to evaluate.
+run the Ray Train job -> return the run's location and the checkpoint to evaluate.
 
 Every task calls a biggan.train function; no tensor work happens here.
 """
@@ -13,14 +13,18 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from biggan.config import ExperimentConfig
-from biggan.train.launcher import connect_ray, experiment_from_params, launch_training
+from biggan.experiment import resolve_experiment
+from biggan.train.launcher import connect_ray, launch_training
 
 
 @task(cache_policy=NO_CACHE)
 def resolve_experiment_task(preset: str, overrides: dict[str, Any], shards: str | None,
-                            num_workers: int | None, use_gpu: bool | None) -> ExperimentConfig:
-    """Preset + overrides + shard location + workers + GPU, validated into one config."""
-    return experiment_from_params(preset, overrides, shards, num_workers, use_gpu)
+                            num_workers: int | None, use_gpu: bool | None, name: str | None,
+                            resume: str | None, store: str | None) -> ExperimentConfig:
+    """Preset + overrides + shards + workers + GPU (or the run to resume), validated into one
+    config named for its run."""
+    return resolve_experiment(preset, overrides, shards, num_workers, use_gpu, name=name, resume=resume,
+                              store=store)
 
 
 @task(cache_policy=NO_CACHE)
@@ -39,19 +43,21 @@ def train_task(config: ExperimentConfig) -> dict[str, Any]:
     result = launch_training(config)
     scalars = {k: v for k, v in result.metrics.items()
                if not k.startswith("sv/") and isinstance(v, (int, float, bool))}
-    return {"run_dir": str(result.run_dir),
-            "checkpoint": None if result.checkpoint is None else str(result.checkpoint),
-            "metrics": scalars, "dashboard_url": result.dashboard_url}
+    return {"run": result.run, "checkpoint": result.checkpoint, "metrics": scalars,
+            "dashboard_url": result.dashboard_url}
 
 
 @flow(name="train-biggan")
 def train_biggan_flow(preset: str = "digits32", overrides: dict[str, Any] = {},  # noqa: B006 (Prefect form default)
                       shards: str | None = None, num_workers: int | None = None,
-                      use_gpu: bool | None = None) -> dict:
-    """Train BigGAN with a preset plus overrides on Ray Train; returns run_dir and the checkpoint to evaluate."""
+                      use_gpu: bool | None = None, name: str | None = None, resume: str | None = None,
+                      store: str | None = None) -> dict:
+    """Train BigGAN with a preset plus overrides on Ray Train (a new run, or `resume` one);
+    returns the run's location and the checkpoint to evaluate."""
     logger = get_run_logger()
-    config = resolve_experiment_task(preset, dict(overrides or {}), shards, num_workers, use_gpu)
-    logger.info("run %s -> %s (%d workers, gpu=%s, %d iterations, batch %d)", config.name, config.run_dir,
+    config = resolve_experiment_task(preset, dict(overrides or {}), shards, num_workers, use_gpu, name,
+                                     resume, store)
+    logger.info("run %s -> %s (%d workers, gpu=%s, %d iterations, batch %d)", config.name, config.run_uri,
                 config.cluster.num_workers, config.cluster.use_gpu, config.train.iterations, config.train.batch_size)
     dashboard = connect_ray_task(config)
     if dashboard:
@@ -63,10 +69,10 @@ def train_biggan_flow(preset: str = "digits32", overrides: dict[str, Any] = {}, 
         )
     result = train_task(config)
     result["dashboard_url"] = dashboard
-    logger.info("finished: run dir %s, checkpoint to evaluate %s", result["run_dir"], result["checkpoint"])
+    logger.info("finished: run %s, checkpoint to evaluate %s", result["run"], result["checkpoint"])
     create_markdown_artifact(
         key=f"train-result-{_slug(config.name)}",
-        markdown=(f"# Training run `{config.name}`\n\n- run dir: `{result['run_dir']}`\n"
+        markdown=(f"# Training run `{config.name}`\n\n- run: `{result['run']}`\n"
                   f"- checkpoint to evaluate: `{result['checkpoint']}`\n"
                   + "".join(f"- {k}: {v:.4g}\n" for k, v in sorted(result["metrics"].items())
                             if isinstance(v, float))),

@@ -22,6 +22,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")
 os.environ.pop("PREFECT_API_URL", None)
+# Evaluation caches (dataset classifiers, reference statistics) stay inside the session.
+os.environ.setdefault("BIGGAN_CACHE", tempfile.mkdtemp(prefix="biggan-cache-"))
 
 
 @pytest.fixture(scope="session")

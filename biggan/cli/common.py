@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
-from biggan.config import ExperimentConfig, apply_overrides, parse_override
+from biggan.config import ConfigError, ExperimentConfig, apply_overrides, parse_override
 from biggan.presets import PRESETS, get_preset
+
+DEFAULT_STORE = "runs"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,15 +32,53 @@ def preset_options(func):
     return func
 
 
-# `--run RUN_DIR` and `--checkpoint DIR`: every command that reads a trained run takes these.
-RUN_OPTION = click.option(
-    "--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Run directory (options.json + checkpoint_* folders).",
-)
-CHECKPOINT_OPTION = click.option(
-    "--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-    help="Checkpoint folder; default: the one the run marked for evaluation.",
-)
+def store_option(func):
+    """`--store URI`: where runs live (a local folder or s3://bucket/prefix; $BIGGAN_STORE)."""
+    return click.option(
+        "--store", default=DEFAULT_STORE, show_default=True, envvar="BIGGAN_STORE", show_envvar=True,
+        help="Run store: a local folder or a storage URI such as s3://bucket/runs.",
+    )(func)
+
+
+def run_options(func):
+    """`--run RUN [--store URI]` and `--checkpoint C`: every command that reads a trained run."""
+    func = click.option(
+        "--checkpoint", default=None,
+        help="Checkpoint name (checkpoint_00001000) or iteration; default: the one the run marked for evaluation.",
+    )(func)
+    func = click.option(
+        "--run", "run_ref", required=True,
+        help="Run name in the store, 'latest', or the run's own path or URI.",
+    )(func)
+    return store_option(func)
+
+
+def open_run(run_ref: str, store: str):
+    """The RunStore a --run value names; a missing run is one line, not a traceback."""
+    from biggan.runs import RunNotFound
+    from biggan.runs.naming import find_run
+
+    try:
+        return find_run(store, run_ref)
+    except RunNotFound as err:
+        raise click.ClickException(str(err)) from None
+
+
+def open_checkpoint(run, checkpoint: str | None, ema: bool, truncation: float | None, seed: int):
+    """(G in eval mode with standing statistics at `truncation`, the run's config, the checkpoint)."""
+    from biggan.runs import CheckpointDamaged, RunNotFound
+    from biggan.runs.networks import config_of, generator_from_state
+    from biggan.sampling.standing import standing_stats_
+
+    try:
+        info = run.checkpoint(checkpoint) if checkpoint else run.checkpoint_to_evaluate()
+        state = run.load_state(info)
+    except (CheckpointDamaged, RunNotFound) as err:
+        raise click.ClickException(str(err)) from None
+    G, cfg = generator_from_state(state, ema=ema), config_of(state)
+    standing_stats_(G, cfg.model.num_classes, cfg.train.standing_stats_batches,
+                    min(cfg.train.batch_size, 64), truncation, "cpu", prior=cfg.model.latent, seed=seed)
+    return G, cfg, info
 
 
 def resolve_experiment(preset: str, overrides: tuple[str, ...], extra: dict[str, Any] | None = None) -> ExperimentConfig:
@@ -49,8 +87,8 @@ def resolve_experiment(preset: str, overrides: tuple[str, ...], extra: dict[str,
         pairs = dict(parse_override(text) for text in overrides)
         pairs.update(extra or {})
         return apply_overrides(get_preset(preset), pairs)  # type: ignore[return-value]
-    except (KeyError, ValueError, ValidationError) as err:
-        raise click.UsageError(str(err)) from err
+    except (KeyError, ConfigError) as err:
+        raise click.UsageError(str(err)) from None
 
 
 def echo_json(value: Any) -> None:

@@ -32,8 +32,8 @@ def shard() -> None:
 
 def _common_options(func):
     options = [
-        click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-                     help="Output folder for the tars and dataset.json."),
+        click.option("--out", required=True,
+                     help="Output shard set for the tars and dataset.json: a folder or a URI (s3://bucket/prefix)."),
         click.option("--resolution", required=True, type=int,
                      help=f"Target square size: one of {', '.join(map(str, SUPPORTED_RESOLUTIONS))}."),
         click.option("--min-size", type=int, default=None, help="Skip images whose short edge is below this."),
@@ -50,14 +50,20 @@ def _common_options(func):
 
 
 def _run(values: dict, dry_run: bool) -> None:
+    from biggan.config import describe_validation_error
+    from biggan.storage import normalize
+
+    values = {**values, "out": normalize(values["out"])}
     try:
         config = ShardConfig(**values)
     except ValidationError as err:
-        raise click.UsageError("; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}"
-                                         for e in err.errors())) from err
+        raise click.UsageError(describe_validation_error(err)) from None
     if dry_run:
         echo_json(config.model_dump(mode="json"))
         return
+    from biggan.cli.prefect_env import prepare_prefect
+
+    prepare_prefect()
     from flows.shard import shard_dataset_flow
 
     try:

@@ -1,4 +1,4 @@
-"""`biggan` commands of the evaluation area: evaluate, truncation-curve, memorization, pipeline, demo.
+"""`biggan` commands of the evaluation area: evaluate, truncation-curve, memorization.
 
 Each runs the same Prefect flow its deployment runs (imported inside the command, so `import
 biggan` stays Prefect-free).
@@ -6,187 +6,75 @@ biggan` stays Prefect-free).
 
 from __future__ import annotations
 
-import os
-import time
-from pathlib import Path
 from typing import Any
 
 import click
 
-from biggan.cli.common import CHECKPOINT_OPTION, RUN_OPTION, echo_json, main, preset_options
-from biggan.config import parse_override
-
-DEMO_WALL_MINUTES = 15  # issue 6: the whole `biggan demo` on 2 CPU cores
+from biggan.cli.common import echo_json, main, open_run, run_options
+from biggan.config import ConfigError, parse_override
 
 _EVAL_SET = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                          help="Override an eval setting, e.g. --set num_samples=5000 (keys of EvalConfig).")
 
 
-def _prepare_prefect() -> None:
-    # NOTES.md: Prefect's temporary server takes 15-25 s to start here; its 20 s default times out.
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    # Offline machines: the temporary server's telemetry call only fails and logs an error.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-
-
-def _eval_overrides(overrides: tuple[str, ...]) -> dict[str, Any]:
+def eval_overrides(overrides: tuple[str, ...]) -> dict[str, Any]:
     """`num_samples=100` or `eval.num_samples=100` -> {"num_samples": 100}, checked against EvalConfig."""
-    from pydantic import ValidationError
-
     from biggan.config import EvalConfig, apply_overrides
 
     try:
         pairs = {key.removeprefix("eval."): value for key, value in (parse_override(t) for t in overrides)}
         apply_overrides(EvalConfig(), pairs)
-    except (KeyError, ValueError, ValidationError) as err:
-        raise click.UsageError(str(err)) from err
+    except ConfigError as err:
+        raise click.UsageError(str(err)) from None
     return pairs
 
 
+def _run_uri(run_ref: str, store: str) -> str:
+    return open_run(run_ref, store).uri
+
+
 @main.command("evaluate")
-@RUN_OPTION
+@run_options
 @_EVAL_SET
-def evaluate_command(run_dir: Path, overrides: tuple[str, ...]) -> None:
-    """IS/FID of every checkpoint not yet evaluated; appends RUN/metrics_history.jsonl (flow evaluate-biggan)."""
-    eval_overrides = _eval_overrides(overrides)
-    _prepare_prefect()
+def evaluate_command(run_ref: str, store: str, checkpoint: str | None, overrides: tuple[str, ...]) -> None:
+    """IS/FID of every checkpoint not yet evaluated; appends the run's metrics_history.jsonl (flow evaluate-biggan)."""
+    pairs = eval_overrides(overrides)
+    run = _run_uri(run_ref, store)
+    from biggan.cli.prefect_env import prepare_prefect
+
+    prepare_prefect()
     from flows.evaluate import evaluate_biggan_flow
 
-    result = evaluate_biggan_flow(run_dir=str(run_dir.resolve()), eval_overrides=eval_overrides)
+    result = evaluate_biggan_flow(run=run, eval_overrides=pairs)
     echo_json({k: v for k, v in result.items() if k != "records"}
               | {"metrics": {r["checkpoint"]: r["metrics"] for r in result["records"]}})
 
 
 @main.command("truncation-curve")
-@RUN_OPTION
-@CHECKPOINT_OPTION
+@run_options
 @_EVAL_SET
-def truncation_command(run_dir: Path, checkpoint: Path | None, overrides: tuple[str, ...]) -> None:
-    """IS vs FID over truncation thresholds + Table 2 operating points into RUN/truncation/."""
-    eval_overrides = _eval_overrides(overrides)
-    _prepare_prefect()
+def truncation_command(run_ref: str, store: str, checkpoint: str | None, overrides: tuple[str, ...]) -> None:
+    """IS vs FID over truncation thresholds + Table 2 operating points into <run>/truncation/."""
+    pairs = eval_overrides(overrides)
+    run = _run_uri(run_ref, store)
+    from biggan.cli.prefect_env import prepare_prefect
+
+    prepare_prefect()
     from flows.evaluate import truncation_curve_flow
 
-    result = truncation_curve_flow(run_dir=str(run_dir.resolve()),
-                                   checkpoint=None if checkpoint is None else str(checkpoint.resolve()),
-                                   eval_overrides=eval_overrides)
-    echo_json(result)
+    echo_json(truncation_curve_flow(run=run, checkpoint=checkpoint, eval_overrides=pairs))
 
 
 @main.command("memorization")
-@RUN_OPTION
-@CHECKPOINT_OPTION
+@run_options
 @_EVAL_SET
-def memorization_command(run_dir: Path, checkpoint: Path | None, overrides: tuple[str, ...]) -> None:
-    """D accuracy train vs val and nearest neighbours of samples into RUN/memorization/."""
-    eval_overrides = _eval_overrides(overrides)
-    _prepare_prefect()
+def memorization_command(run_ref: str, store: str, checkpoint: str | None, overrides: tuple[str, ...]) -> None:
+    """D accuracy train vs val and nearest neighbours of samples into <run>/memorization/."""
+    pairs = eval_overrides(overrides)
+    run = _run_uri(run_ref, store)
+    from biggan.cli.prefect_env import prepare_prefect
+
+    prepare_prefect()
     from flows.evaluate import memorization_flow
 
-    result = memorization_flow(run_dir=str(run_dir.resolve()),
-                               checkpoint=None if checkpoint is None else str(checkpoint.resolve()),
-                               eval_overrides=eval_overrides)
-    echo_json(result)
-
-
-def _pipeline_overrides(preset: str, overrides: tuple[str, ...]) -> dict[str, Any]:
-    from pydantic import ValidationError
-
-    from biggan.config import apply_overrides
-    from biggan.presets import get_preset
-
-    try:
-        pairs = dict(parse_override(text) for text in overrides)
-        apply_overrides(get_preset(preset), pairs)  # fail here, not an hour into the flow
-    except (KeyError, ValueError, ValidationError) as err:
-        raise click.UsageError(str(err)) from err
-    return pairs
-
-
-@main.command("pipeline")
-@preset_options
-@click.option("--source", type=click.Choice(["imagenet", "jft"]), default="imagenet", show_default=True)
-@click.option("--root", default=None, help="ImageNet-style root (train/, val/) to shard first.")
-@click.option("--manifest", default=None, help="JFT-style manifest to shard first.")
-@click.option("--shards", default="shards/digits", show_default=True, help="Shard root (<shards>/train, /val).")
-@click.option("--workers", "num_workers", type=int, default=None, help="Ray Train workers (0 = in-process).")
-@click.option("--gpu/--no-gpu", "use_gpu", default=None)
-def pipeline_command(preset: str, overrides: tuple[str, ...], source: str, root: str | None, manifest: str | None,
-                     shards: str, num_workers: int | None, use_gpu: bool | None) -> None:
-    """shard -> train -> {evaluate, truncation curve, memorization} (flow pipeline)."""
-    pairs = _pipeline_overrides(preset, overrides)
-    _prepare_prefect()
-    from flows.pipeline import pipeline_flow
-
-    echo_json(pipeline_flow(preset=preset, overrides=pairs, source=source, root=root, manifest=manifest,
-                            shards=shards, num_workers=num_workers, use_gpu=use_gpu))
-
-
-@main.command("demo")
-@click.option("--data", "data_dir", default="demo", show_default=True, help="Where the embedded digits are written.")
-@click.option("--shards", default="shards/digits", show_default=True, help="Shard root (train/ and val/).")
-@click.option("--runs", "run_root", default="runs", show_default=True, help="Run root (run dir = RUNS/digits32).")
-@click.option("--workers", "num_workers", type=int, default=2, show_default=True, help="Ray Train workers.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a digits32 config value.")
-def demo_command(data_dir: str, shards: str, run_root: str, num_workers: int, overrides: tuple[str, ...]) -> None:
-    """The whole pipeline on the embedded handwritten digits, end to end, then a summary."""
-    pairs = _pipeline_overrides("digits32", overrides)
-    pairs.setdefault("run_root", str(Path(run_root).resolve()))
-    _prepare_prefect()
-    from flows.pipeline import pipeline_flow
-
-    started = time.perf_counter()
-    summary = pipeline_flow(preset="digits32", overrides=pairs, shards=shards, demo_data=data_dir,
-                            num_workers=num_workers, samples_per_shard=200, class_agreement=True)
-    summary["wall_s"] = time.perf_counter() - started
-    click.echo(format_summary(summary))
-
-
-def format_summary(summary: dict) -> str:
-    """The human-readable end of `biggan demo`: run dir, headline numbers, where the pictures are."""
-    metrics = summary.get("metrics") or {}
-    points = summary["operating_points"]
-    lines = [
-        "",
-        "biggan demo finished",
-        f"  run directory      {summary['run_dir']}",
-        f"  evaluated          {Path(summary['checkpoint']).name}",
-        f"  IS / FID           {metrics.get('IS', float('nan')):.3f} / {metrics.get('FID', float('nan')):.3f}"
-        "  (EMA G, standing stats, dataset-classifier features)",
-        f"  best FID           {points['best_fid']['FID']:.3f} at truncation {points['best_fid']['threshold']:g}",
-        f"  max IS             {points['max_is']['IS']:.3f} (FID {points['max_is']['FID']:.3f}) "
-        f"at truncation {points['max_is']['threshold']:g}",
-    ]
-    if points.get("is_matches_val"):
-        p = points["is_matches_val"]
-        lines.append(f"  FID at real IS     {p['FID']:.3f} (IS {p['IS']:.3f}, threshold {p['threshold']:.3g}, {p['method']})")
-    acc = summary["d_accuracy"]
-    lines += [
-        f"  D accuracy         train {acc['train']:.3f} / val {acc['val']:.3f}",
-        f"  copying flag       {summary['copying_flag']}",
-        f"  sample sheets      {', '.join(summary['sample_sheets'][-1:]) or '-'}",
-        f"  truncation plot    {summary['truncation_plot']}",
-        f"  NN grids           {', '.join(summary['nn_grids'])}",
-        f"  metrics history    {summary['metrics_history']} ({summary['metrics_plot']})",
-    ]
-    wall_s = summary.get("wall_s")
-    if wall_s is not None:
-        lines.append(f"  wall time          {wall_s / 60:.1f} min (demo bar: {DEMO_WALL_MINUTES} min)")
-    quality = summary.get("quality")
-    if quality:
-        agree = quality["agreement"]
-        passes = {**quality["passes"], "no_copying": not summary["copying_flag"]}
-        if wall_s is not None:
-            passes["wall_time"] = wall_s <= DEMO_WALL_MINUTES * 60
-        failed = [name for name, ok in passes.items() if not ok]
-        lines += [
-            f"  class agreement    {agree['mean']:.3f} mean, {agree['min']:.3f} worst class at truncation "
-            f"{agree['truncation']:g} (independent judge, val accuracy {agree['judge_val_accuracy']:.3f})",
-            *([f"  untruncated        {quality['agreement_untruncated']['mean']:.3f} mean, "
-               f"{quality['agreement_untruncated']['min']:.3f} worst class (z from the full prior)"]
-              if "agreement_untruncated" in quality else []),
-            f"  FID drop           {quality['fid_untrained']:.2f} untrained -> {quality['fid_final']:.2f} final "
-            f"({quality['fid_drop']:.1f}x)",
-            f"  demo bar           {'NOT met' if failed else 'met'} ({', '.join(failed) or 'all criteria pass'})",
-        ]
-    return "\n".join(lines)
+    echo_json(memorization_flow(run=run, checkpoint=checkpoint, eval_overrides=pairs))

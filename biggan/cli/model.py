@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from biggan.cli.common import CHECKPOINT_OPTION, RUN_OPTION, echo_json, main, resolve_experiment
+from biggan.cli.common import echo_json, main, open_run, resolve_experiment, run_options
 
 
 @main.command("params")
@@ -28,13 +28,16 @@ def params(tables: tuple[str, ...], preset: str | None, overrides: tuple[str, ..
 
     if preset is not None:
         cfg = resolve_experiment(preset, overrides).model
+        if cfg.num_classes is None:  # it comes from the shard set; count ImageNet's unless --set
+            cfg = cfg.model_copy(update={"num_classes": 1000})
         count = count_parameters(cfg)
-        result = {"preset": preset, "G": count.generator, "D": count.discriminator,
+        result = {"preset": preset, "num_classes": cfg.num_classes, "G": count.generator, "D": count.discriminator,
                   "shared_embedding": count.shared_embedding, "total_without_shared": count.paper_total}
         if as_json:
             echo_json(result)
         else:
-            click.echo(f"{preset}: G {count.generator / 1e6:.3f} M, D {count.discriminator / 1e6:.3f} M, "
+            click.echo(f"{preset} ({cfg.num_classes} classes): G {count.generator / 1e6:.3f} M, "
+                       f"D {count.discriminator / 1e6:.3f} M, "
                        f"G + D without shared embedding {count.paper_total / 1e6:.3f} M")
         return
     rows = ((TABLE1 if "1" in tables else []) + (TABLE3 if "3" in tables else [])
@@ -46,39 +49,27 @@ def params(tables: tuple[str, ...], preset: str | None, overrides: tuple[str, ..
         click.echo(format_table(result))
 
 
-
-
 @main.command("interpolate")
-@RUN_OPTION
-@CHECKPOINT_OPTION
+@run_options
 @click.option("--classes", default="0,1", show_default=True, help="Comma-separated class indices, one row each.")
 @click.option("--steps", type=int, default=8, show_default=True, help="Images per row, endpoints included.")
 @click.option("--truncation", type=float, default=None, help="Resample |z| above this threshold (Section 3.1).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
-def interpolate_command(run_dir: Path, checkpoint: Path | None, classes: str, steps: int,
+def interpolate_command(run_ref: str, store: str, checkpoint: str | None, classes: str, steps: int,
                         truncation: float | None, seed: int, out: Path) -> None:
     """Interpolation grids from a checkpoint's EMA G: z with class fixed, class with z fixed."""
-    from biggan.eval.sampling import standing_stats_
-    from biggan.eval.sheets import save_interpolations
-    from biggan.train.checkpoint import checkpoint_to_evaluate, load_generator
+    from biggan.cli.common import open_checkpoint
+    from biggan.cli.train import parse_classes
+    from biggan.sampling.sheets import save_interpolations
 
-    try:
-        class_list = [int(c) for c in classes.split(",") if c.strip()]
-    except ValueError as err:
-        raise click.UsageError(f"--classes must be comma-separated integers, got {classes!r}") from err
     if steps < 2:
         raise click.UsageError("--steps must be at least 2")
-    chosen = checkpoint or checkpoint_to_evaluate(run_dir)
-    G, cfg, iteration = load_generator(chosen)
-    bad = [c for c in class_list if not 0 <= c < cfg.model.num_classes]
-    if bad or not class_list:
-        raise click.UsageError(f"classes must be in 0..{cfg.model.num_classes - 1}; got {class_list}")
-    standing_stats_(G, cfg.model.num_classes, cfg.train.standing_stats_batches,
-                    min(cfg.train.batch_size, 64), truncation, "cpu", prior=cfg.model.latent, seed=seed)
+    G, cfg, info = open_checkpoint(open_run(run_ref, store), checkpoint, ema=True, truncation=truncation, seed=seed)
+    class_list = parse_classes(classes, cfg.model.num_classes)
     written = {}
     for mode in ("z", "class"):
-        path = Path(out) / f"interp_{mode}_{Path(chosen).name}.png"
-        written[mode] = str(save_interpolations(G, path, class_list, steps, truncation, seed, mode=mode,
-                                                prior=cfg.model.latent))
-    echo_json({"interpolations": written, "checkpoint": str(chosen), "iteration": iteration})
+        path = Path(out) / f"interp_{mode}_{info.name}.png"
+        written[mode] = save_interpolations(G, path, class_list, steps, truncation, seed, mode=mode,
+                                            prior=cfg.model.latent).uri
+    echo_json({"interpolations": written, "checkpoint": info.uri, "iteration": info.iteration})

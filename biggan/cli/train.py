@@ -1,4 +1,4 @@
-"""`biggan` commands: train (runs the `train-biggan` flow) and sample (sheets from a checkpoint)."""
+"""`biggan` commands: train (runs the `train-biggan` flow), runs (list a store) and sample."""
 
 from __future__ import annotations
 
@@ -6,69 +6,113 @@ from pathlib import Path
 
 import click
 
-from biggan.cli.common import CHECKPOINT_OPTION, RUN_OPTION, echo_json, main, preset_options
-from biggan.config import parse_override
+from biggan.cli.common import echo_json, main, open_run, preset_options, run_options, store_option
+from biggan.config import ConfigError, parse_override
 
 
 @main.command("train")
 @preset_options
-@click.option("--shards", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Shard set (folder with dataset.json) or a root holding train/ and val/.")
-@click.option("--workers", "num_workers", type=int, default=None, help="Ray Train workers (0 = in-process).")
-@click.option("--gpu/--no-gpu", "use_gpu", default=None, help="Train on GPUs (NCCL) or CPUs (gloo).")
-@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")
-def train_command(preset: str, overrides: tuple[str, ...], shards: Path | None, num_workers: int | None,
-                  use_gpu: bool | None, dry_run: bool) -> None:
+@click.option("--shards", default=None,
+              help="Shard set (folder or URI with dataset.json) or a root holding train/ and val/.")
+@click.option("--name", default=None, help="Name of the new run; default: a new number, 00007-<preset>.")
+@click.option("--resume", default=None, metavar="NAME|latest|URI",
+              help="Resume this run instead of starting one (only safe keys may change with --set).")
+@store_option
+@click.option("--workers", "num_workers", type=int, default=None,
+              help="Ray Train workers (0 = in-process); default: the preset's.")
+@click.option("--gpu/--no-gpu", "use_gpu", default=None, help="Train on GPUs (NCCL) or CPUs (gloo); default: the preset's.")
+@click.option("--dry-run", is_flag=True, help="Print the resolved config and exit (starts nothing).")
+def train_command(preset: str, overrides: tuple[str, ...], shards: str | None, name: str | None,
+                  resume: str | None, store: str, num_workers: int | None, use_gpu: bool | None,
+                  dry_run: bool) -> None:
     """Train BigGAN: the same `train-biggan` flow the Prefect deployment runs."""
-    from biggan.train.launcher import experiment_from_params
+    from biggan.experiment import resolve_experiment
+    from biggan.runs import RunNotFound
 
     try:
         pairs = dict(parse_override(text) for text in overrides)
-        cfg = experiment_from_params(preset, pairs, None if shards is None else str(shards), num_workers, use_gpu)
-    except (KeyError, ValueError) as err:
-        raise click.UsageError(str(err)) from err
+        cfg = resolve_experiment(preset, pairs, shards, num_workers, use_gpu, name=name, resume=resume, store=store)
+    except (ConfigError, RunNotFound) as err:
+        raise click.UsageError(str(err)) from None
     if dry_run:
         echo_json(cfg.model_dump(mode="json"))
         return
+    from biggan.cli.prefect_env import prepare_prefect
+
+    prepare_prefect()
     from flows.train import train_biggan_flow
 
-    result = train_biggan_flow(preset=preset, overrides=pairs, shards=None if shards is None else str(shards),
-                               num_workers=num_workers, use_gpu=use_gpu)
+    # The resolved name goes in, so the flow trains exactly the run printed by --dry-run.
+    result = train_biggan_flow(preset=preset, overrides=pairs, shards=shards, num_workers=num_workers,
+                               use_gpu=use_gpu, name=None if resume else cfg.name, resume=resume, store=store)
     echo_json(result)
 
 
+@main.command("runs")
+@store_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def runs_command(store: str, as_json: bool) -> None:
+    """List the runs of a store: name, preset, iteration, last FID, state."""
+    import time
+
+    from biggan.runs.naming import list_runs
+
+    runs = list_runs(store)
+    if as_json:
+        echo_json([vars(r) for r in runs])
+        return
+    if not runs:
+        click.echo(f"no runs in {store}")
+        return
+    click.echo(f"{'name':<28} {'preset':<12} {'iteration':>17} {'last FID':>9}  state")
+    for r in runs:
+        progress = f"{r.iteration if r.iteration is not None else '-'}/{r.iterations or '-'}"
+        fid = f"{r.last_fid:.2f}" if r.last_fid is not None else "-"
+        ago = f" ({_ago(time.time() - r.updated)} ago)" if r.updated else ""
+        click.echo(f"{r.name:<28} {r.preset or '-':<12} {progress:>17} {fid:>9}  {r.state}{ago}")
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 @main.command("sample")
-@RUN_OPTION
-@CHECKPOINT_OPTION
+@run_options
 @click.option("--classes", default="0", show_default=True, help="Comma-separated class indices, one row each.")
 @click.option("--per-class", type=int, default=8, show_default=True, help="Samples per class.")
 @click.option("--truncation", type=float, default=None, help="Resample |z| above this threshold (Section 3.1).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--raw", is_flag=True, help="Use the trained G instead of the EMA G.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
-def sample_command(run_dir: Path, checkpoint: Path | None, classes: str, per_class: int,
+def sample_command(run_ref: str, store: str, checkpoint: str | None, classes: str, per_class: int,
                    truncation: float | None, seed: int, raw: bool, out: Path) -> None:
     """PNG samples per class (OUT/<class>/*.png) and a sheet, from a checkpoint's EMA G with standing statistics (Appendix C.1)."""
     import torch
 
-    from biggan.eval.sampling import standing_stats_
-    from biggan.eval.sheets import draw_class_samples, save_class_folders, save_grid_atomic
-    from biggan.train.checkpoint import checkpoint_to_evaluate, load_generator
+    from biggan.cli.common import open_checkpoint
+    from biggan.sampling.sheets import draw_class_samples, save_class_folders, save_grid_atomic
 
-    try:
-        class_list = [int(c) for c in classes.split(",") if c.strip()]
-    except ValueError as err:
-        raise click.UsageError(f"--classes must be comma-separated integers, got {classes!r}") from err
-    chosen = checkpoint or checkpoint_to_evaluate(run_dir)
-    G, cfg, iteration = load_generator(chosen, ema=not raw)
-    bad = [c for c in class_list if not 0 <= c < cfg.model.num_classes]
-    if bad or not class_list:
-        raise click.UsageError(f"classes must be in 0..{cfg.model.num_classes - 1}; got {class_list}")
-    standing_stats_(G, cfg.model.num_classes, cfg.train.standing_stats_batches,
-                    min(cfg.train.batch_size, 64), truncation, "cpu", prior=cfg.model.latent, seed=seed)
-    name = f"samples_{Path(chosen).name}_t{truncation if truncation is not None else 'none'}.png"
+    run = open_run(run_ref, store)
+    G, cfg, info = open_checkpoint(run, checkpoint, ema=not raw, truncation=truncation, seed=seed)
+    class_list = parse_classes(classes, cfg.model.num_classes)
+    name = f"samples_{info.name}_t{truncation if truncation is not None else 'none'}.png"
     rows = draw_class_samples(G, class_list, per_class, truncation, seed, prior=cfg.model.latent)
     files = save_class_folders(rows, class_list, Path(out))
     path = save_grid_atomic(torch.cat(rows), Path(out) / name, nrow=per_class)
-    echo_json({"sheet": str(path), "folders": sorted({str(f.parent) for f in files}), "images": len(files),
-               "checkpoint": str(chosen), "iteration": iteration})
+    echo_json({"sheet": path.uri, "folders": sorted({f.parent.uri for f in files}), "images": len(files),
+               "checkpoint": info.uri, "iteration": info.iteration})
+
+
+def parse_classes(text: str, num_classes: int) -> list[int]:
+    try:
+        class_list = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise click.UsageError(f"--classes must be comma-separated integers, got {text!r}") from None
+    bad = [c for c in class_list if not 0 <= c < num_classes]
+    if bad or not class_list:
+        raise click.UsageError(f"classes must be in 0..{num_classes - 1}; got {class_list}")
+    return class_list

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from biggan.files import write_json_atomic
+from biggan.storage import Location, location
 
 DATASET_FILE = "dataset.json"
 
@@ -53,22 +53,27 @@ class DatasetInfo(BaseModel):
     label_frequencies: dict[str, int] | None = None  # jft: label name -> images carrying it (before top-K)
     seed: int  # seed of the source-list shuffle
 
-    def shard_paths(self, shard_dir: Path) -> list[Path]:
-        """Absolute paths of the non-empty shards, in the set's order."""
-        return [Path(shard_dir) / s.name for s in self.shards if s.num_samples > 0]
+    def shard_locations(self, shard_dir: "str | Path | Location") -> list[Location]:
+        """The non-empty shards, in the set's order (local files or objects)."""
+        root = location(shard_dir)
+        return [root / s.name for s in self.shards if s.num_samples > 0]
 
 
-def save_dataset_info(shard_dir: Path, info: DatasetInfo) -> Path:
-    path = Path(shard_dir) / DATASET_FILE
-    write_json_atomic(path, info.model_dump(mode="json"))
-    return path
+def save_dataset_info(shard_dir: "str | Path | Location", info: DatasetInfo) -> Location:
+    target = location(shard_dir) / DATASET_FILE
+    target.write_json(info.model_dump(mode="json"))
+    return target
 
 
-def load_dataset_info(shard_dir: Path) -> DatasetInfo:
+def load_dataset_info(shard_dir: "str | Path | Location") -> DatasetInfo:
     """Read and validate `shard_dir/dataset.json`; a clear error when the set is incomplete."""
-    path = Path(shard_dir) / DATASET_FILE
-    if not path.is_file():
+    target = location(shard_dir) / DATASET_FILE
+    if not target.is_file():
         raise FileNotFoundError(
-            f"{path} not found: {shard_dir} is not a finished shard set (run `biggan shard ...` first)"
-        )
-    return DatasetInfo.model_validate_json(path.read_text())
+            f"{target.uri} not found: {location(shard_dir).uri} is not a finished shard set "
+            f"(run `biggan shard ...` first)")
+    try:
+        return DatasetInfo.model_validate_json(target.read_bytes())
+    except ValidationError as err:
+        raise ValueError(f"{target.uri} is not a valid dataset.json: {err.errors()[0]['msg']} "
+                         f"at {'.'.join(map(str, err.errors()[0]['loc']))}") from None

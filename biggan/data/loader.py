@@ -6,15 +6,16 @@ from __future__ import annotations
 import logging
 import random
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-
 from torchvision.io import ImageReadMode, decode_image
+from webdataset.tariterators import group_by_keys, tar_file_expander
 
 from biggan.data.info import load_dataset_info
+from biggan.storage import Location
 
 log = logging.getLogger("biggan.data")
 
@@ -40,7 +41,24 @@ def _to_tensor(images: list[torch.Tensor], as_uint8: bool) -> torch.Tensor:
     return batch.float().div_(127.5).sub_(1.0)  # [0, 255] -> [-1, 1], G's output range
 
 
-def shards_for(shards: list[Path], rank: int, world_size: int) -> list[Path]:
+def open_shards(shards: Iterable[Location], handler: Callable[[Exception], bool] = wds.reraise_exception
+                ) -> Iterator[dict]:
+    """Samples (dicts of member bytes by extension) of tars read through the storage layer, so a
+    shard set on an object store streams exactly like a local one (WebDataset's own URL openers
+    would need a command-line client per scheme)."""
+    def streams() -> Iterator[dict]:
+        for shard in shards:
+            try:
+                yield {"url": shard.uri, "stream": shard.open_input()}
+            except Exception as exn:  # noqa: BLE001 - the handler decides, as in webdataset
+                exn.args = exn.args + (shard.uri,)
+                if not handler(exn):
+                    return
+
+    return group_by_keys(tar_file_expander(streams(), handler=handler), handler=handler)
+
+
+def shards_for(shards: list[Location], rank: int, world_size: int) -> list[Location]:
     """Rank `rank`'s shards: disjoint round-robin when there are at least as many shards as ranks;
     otherwise every rank reads all shards (with its own seed), because an empty rank would hang DDP."""
     if not 0 <= rank < world_size:
@@ -55,16 +73,16 @@ def shards_for(shards: list[Path], rank: int, world_size: int) -> list[Path]:
 class TrainStream(IterableDataset):
     """Infinite batches for one rank; DataLoader workers split the rank's shards again."""
 
-    def __init__(self, shard_paths: list[Path], batch_size: int, rank: int, world_size: int,
+    def __init__(self, shards: list[Location], batch_size: int, rank: int, world_size: int,
                  seed: int, shuffle_buffer: int):
         super().__init__()
-        self.shards = shards_for([Path(p) for p in shard_paths], rank, world_size)
+        self.shards = shards_for(list(shards), rank, world_size)
         self.batch_size = batch_size  # per-rank batch
         self.rank = rank
         self.seed = seed
         self.shuffle_buffer = shuffle_buffer  # samples held for the in-memory shuffle
 
-    def _worker_shards(self, worker: int, num_workers: int) -> list[Path]:
+    def _worker_shards(self, worker: int, num_workers: int) -> list[Location]:
         if len(self.shards) >= num_workers:
             return self.shards[worker::num_workers]
         return self.shards  # fewer shards than workers: all read all, with different seeds
@@ -77,13 +95,12 @@ class TrainStream(IterableDataset):
         # shuffle buffer and the multi-label draw all differ between epochs, workers and ranks.
         rng = random.Random(f"biggan-train-{self.seed}-{self.rank}-{worker}")
 
-        def shard_urls():
+        def shard_order() -> Iterator[Location]:
             # Resample forever, a fresh permutation per epoch, so no rank or worker runs dry.
             while True:
                 order = list(shards)
                 rng.shuffle(order)
-                for url in order:
-                    yield {"url": str(url)}
+                yield from order
 
         def decode(sample: dict) -> tuple[torch.Tensor, int]:
             image_key = "png" if "png" in sample else "jpg"
@@ -96,8 +113,7 @@ class TrainStream(IterableDataset):
             return _to_tensor(list(images), as_uint8=False), torch.tensor(labels, dtype=torch.int64)
 
         pipeline = wds.DataPipeline(
-            shard_urls,
-            wds.tarfile_to_samples(handler=wds.warn_and_continue),  # a damaged tar is logged, not fatal
+            lambda: open_shards(shard_order(), handler=wds.warn_and_continue),  # a damaged tar is logged
             wds.shuffle(self.shuffle_buffer, initial=min(self.shuffle_buffer, 100), rng=rng),
             wds.map(decode),
             wds.batched(self.batch_size, collation_fn=collate, partial=False),
@@ -135,11 +151,11 @@ class TrainBatches:
         self.close()
 
 
-def train_loader(shard_dir: Path, batch_size: int, rank: int, world_size: int, seed: int,
+def train_loader(shard_dir: "str | Path | Location", batch_size: int, rank: int, world_size: int, seed: int,
                  shuffle_buffer: int, num_workers: int) -> TrainBatches:
     """Infinite (images float32 Bx3xHxW in [-1, 1], labels int64 B) for one rank of `world_size`."""
     info = load_dataset_info(shard_dir)
-    paths = info.shard_paths(shard_dir)
+    paths = info.shard_locations(shard_dir)
     if not paths:
         raise ValueError(f"{shard_dir} holds no samples")
     stream = TrainStream(paths, batch_size=batch_size, rank=rank, world_size=world_size,
@@ -155,17 +171,15 @@ def train_loader(shard_dir: Path, batch_size: int, rank: int, world_size: int, s
     return TrainBatches(iter(loader))
 
 
-def eval_loader(shard_dir: Path, batch_size: int, as_uint8: bool = False
+def eval_loader(shard_dir: "str | Path | Location", batch_size: int, as_uint8: bool = False
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[str]]]:
     """Every sample exactly once, in shard then tar order: (images, labels, source keys).
 
     Multi-label samples report their first listed label. uint8 images are torch-fidelity's format.
     """
     info = load_dataset_info(shard_dir)
-    pipeline = wds.DataPipeline(
-        wds.SimpleShardList([str(p) for p in info.shard_paths(shard_dir)]),
-        wds.tarfile_to_samples(),  # strict: an evaluation pass must not silently lose samples
-    )
+    # Strict (reraise): an evaluation pass must not silently lose samples.
+    pipeline = open_shards(info.shard_locations(shard_dir))
     images: list[torch.Tensor] = []
     labels: list[int] = []
     keys: list[str] = []

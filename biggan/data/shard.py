@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import random
+import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable
@@ -23,7 +24,8 @@ from biggan.data.info import DatasetInfo, ShardEntry, SkippedEntry, save_dataset
 from biggan.data.preprocess import SkipSample, encode, load_image
 from biggan.data.progress import ProgressLog
 from biggan.data.sources import SourceItem, SourceList, imagenet_sources, jft_sources
-from biggan.files import sha256_file, write_json_atomic
+from biggan.files import sha256_file
+from biggan.storage import Location, location
 
 log = logging.getLogger("biggan.data")
 
@@ -118,38 +120,44 @@ def _fingerprint(plan: ShardPlan, index: int) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
 
-def _existing_record(out: Path, name: str, fingerprint: str) -> ShardRecord | None:
+def _existing_record(out: Location, name: str, fingerprint: str) -> ShardRecord | None:
     """A finished shard is kept only if its sidecar matches the plan and the tar's hash matches."""
     record_path = out / RECORDS_DIR / f"{name}.json"
     tar_path = out / name
     if not (record_path.is_file() and tar_path.is_file()):
         return None
     try:
-        record = ShardRecord.model_validate_json(record_path.read_text())
+        record = ShardRecord.model_validate_json(record_path.read_bytes())
     except ValueError:
         return None
-    if record.fingerprint != fingerprint or sha256_file(tar_path) != record.sha256:
+    if record.fingerprint != fingerprint or tar_path.sha256() != record.sha256:
         return None
     return record.model_copy(update={"reused": True})
 
 
-def _remove_stale_temps(out: Path, name: str) -> None:
-    for stray in out.glob(f".{name}{TMP_MARK}*"):
-        stray.unlink(missing_ok=True)
+def _remove_stale_temps(out: Location, pattern: str) -> None:
+    """Leftovers of killed writers (local disks only: object stores never see a temp file)."""
+    if out.is_local:
+        for stray in out.local_path().glob(pattern):
+            stray.unlink(missing_ok=True)
 
 
 def write_shard(plan: ShardPlan, index: int) -> ShardRecord:
     """Write shard `index` (or verify and keep a complete one). Bad sources are counted skips."""
     cfg = plan.config
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = location(cfg.out)
+    out.makedirs()
     name = plan.shard_name(index)
     fingerprint = _fingerprint(plan, index)
     existing = _existing_record(out, name, fingerprint)
     if existing is not None:
         return existing
-    _remove_stale_temps(out, name)
-    tmp = out / f".{name}{TMP_MARK}{os.getpid()}"
+    _remove_stale_temps(out, f".{name}{TMP_MARK}*")
+    # Locally the tar is written next to its final name and renamed (atomic); for an object store
+    # it is written to local scratch and uploaded, and only becomes part of the set through the
+    # sidecar and dataset.json written after it (with its sha256).
+    scratch = out.local_path() if out.is_local else Path(tempfile.gettempdir())
+    tmp = scratch / f".{name}{TMP_MARK}{os.getpid()}"
     skipped: list[SkippedEntry] = []
     written = 0
     try:
@@ -173,13 +181,15 @@ def write_shard(plan: ShardPlan, index: int) -> ShardRecord:
             fh.flush()
             os.fsync(fh.fileno())
         digest = sha256_file(tmp)
-        os.replace(tmp, out / name)  # complete tars only ever appear under their final name
-    except BaseException:
+        if out.is_local:
+            os.replace(tmp, out.local_path() / name)  # complete tars only appear under their final name
+        else:
+            (out / name).upload(tmp)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
     record = ShardRecord(index=index, name=name, num_samples=written, sha256=digest,
                          fingerprint=fingerprint, skipped=skipped)
-    write_json_atomic(out / RECORDS_DIR / f"{name}.json", record.model_dump(mode="json"))
+    (out / RECORDS_DIR / f"{name}.json").write_json(record.model_dump(mode="json"))
     return record
 
 
@@ -211,10 +221,8 @@ def finalize_dataset(plan: ShardPlan, records: list[ShardRecord]) -> DatasetInfo
         label_frequencies=plan.label_frequencies,
         seed=cfg.seed,
     )
-    out = Path(cfg.out)
-    for stray in out.glob(f".shard-*{TMP_MARK}*"):
-        stray.unlink(missing_ok=True)  # leftovers of killed writers
-    save_dataset_info(out, info)
+    _remove_stale_temps(location(cfg.out), f".shard-*{TMP_MARK}*")
+    save_dataset_info(cfg.out, info)
     return info
 
 

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from sklearn.svm import SVC
 
 from biggan.data.loader import eval_loader
-from biggan.eval.sheets import draw_class_samples
+from biggan.runs import CheckpointInfo, RunStore
+from biggan.sampling.sheets import draw_class_samples
 
 JUDGE_SIZE = 16  # pixels per side the judge sees (the demo digits are 8x8 at source)
 
@@ -40,20 +41,20 @@ class Judge:
         return self.model.predict(judge_features(images))
 
 
-def _load_all(shard_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+def _load_all(shard_dir: str) -> tuple[np.ndarray, np.ndarray]:
     feats, labels = [], []
-    for images, y, _keys in eval_loader(Path(shard_dir), batch_size=256):
+    for images, y, _keys in eval_loader(shard_dir, batch_size=256):
         feats.append(judge_features(images))
         labels.append(y.numpy())
     return np.concatenate(feats), np.concatenate(labels)
 
 
-def train_judge(train_shards: Path, val_shards: Path | None = None) -> Judge:
+def train_judge(train_shards: str, val_shards: str | None = None) -> Judge:
     """Fit the judge on every real training image; report its accuracy on held-out ones."""
     x, y = _load_all(train_shards)
     model = SVC(kernel="rbf", C=10.0, gamma="scale").fit(x, y)
     accuracy = None
-    if val_shards is not None and Path(val_shards).exists():
+    if val_shards is not None:
         xv, yv = _load_all(val_shards)
         accuracy = float((model.predict(xv) == yv).mean())
     return Judge(model=model, val_accuracy=accuracy)
@@ -82,7 +83,7 @@ def class_agreement(
     }
 
 
-# Issue 6's bar for the embedded demo; checked and reported, never used to alter training.
+# The embedded demo's quality bar; checked and reported, never used to alter training.
 DEMO_BAR = {"mean_agreement": 0.90, "min_class_agreement": 0.75, "fid_drop": 5.0}
 
 
@@ -96,19 +97,20 @@ def untrained_generator(cfg) -> torch.nn.Module:
 
 
 def quality_check(
-    checkpoint_dir: Path,  # the checkpoint the run marked for evaluation
+    store: RunStore,
+    info: CheckpointInfo,  # the checkpoint the run marked for evaluation
     classifier_path: Path | None,  # dataset classifier = the FID feature space (not the judge)
     per_class: int = 100,  # judge samples per class
-    truncation: float = 1.0,  # issue 6: agreement measured at truncation 1.0
+    truncation: float = 1.0,  # the demo bar's agreement is measured at truncation 1.0
 ) -> dict:
     """Class agreement of the final EMA G (independent judge) and the FID drop from the
     untrained G to it, in the run's own evaluation feature space."""
     from biggan.eval.scoring import ensure_classifier, eval_context, prepare_generator, score_generator
-    from biggan.train.checkpoint import load_generator
+    from biggan.runs.networks import config_of, generator_from_state
 
-    G, cfg, iteration = load_generator(Path(checkpoint_dir), ema=True)
-    judge = train_judge(Path(cfg.data.train_shards),
-                        Path(cfg.data.val_shards) if cfg.data.val_shards is not None else None)
+    state = store.load_state(info)
+    G, cfg, iteration = generator_from_state(state, ema=True), config_of(state), info.iteration
+    judge = train_judge(cfg.data.train_shards, cfg.data.val_shards)
     prepare_generator(G, cfg, truncation)
     agreement = class_agreement(G, judge, cfg.model.num_classes, per_class, truncation, seed=cfg.eval.seed)
 
@@ -127,7 +129,7 @@ def quality_check(
     initial = score_generator(G0, ctx, cfg.eval.truncation)
     drop = initial["FID"] / max(final["FID"], 1e-12)
     return {
-        "checkpoint": Path(checkpoint_dir).name,
+        "checkpoint": info.name,
         "iteration": iteration,
         "agreement": agreement,
         "agreement_untruncated": untruncated,
@@ -144,10 +146,8 @@ def quality_check(
     }
 
 
-def write_quality(run_dir: Path, result: dict) -> Path:
-    """RUN_DIR/quality.json, written atomically."""
-    from biggan.files import write_json_atomic
-
-    path = Path(run_dir) / "quality.json"
-    write_json_atomic(path, result, indent=2)
-    return path
+def write_quality(store: RunStore, result: dict):
+    """<run>/quality.json, written atomically."""
+    target = store.file("quality.json")
+    target.write_json(result, indent=2)
+    return target

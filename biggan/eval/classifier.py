@@ -103,9 +103,9 @@ def _accuracy(model: DatasetClassifier, batches) -> float:
 
 
 def train_classifier(
-    train_shards: Path,  # shard set to learn (its dataset.json gives classes and resolution)
+    train_shards: str,  # shard set to learn (its dataset.json gives classes and resolution)
     out_dir: Path,  # cache folder for this classifier (reused when classifier.pt exists)
-    val_shards: Path | None = None,  # held-out split for a reported accuracy
+    val_shards: str | None = None,  # held-out split for a reported accuracy
     epochs: int = 10,  # passes over the train shards
     batch_size: int = 64,
     lr: float = 3e-3,  # Adam; 5 epochs reach ~90% val accuracy on the digits
@@ -124,14 +124,14 @@ def train_classifier(
                                  train_accuracy=meta["train_accuracy"], val_accuracy=meta["val_accuracy"],
                                  cached=True)
 
-    info = load_dataset_info(Path(train_shards))
+    info = load_dataset_info(train_shards)
     torch.manual_seed(seed)
     model = DatasetClassifier(num_classes=info.num_classes, input_size=min(info.resolution, MAX_INPUT_SIZE))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     for _epoch in range(epochs):
         model.train()
-        for images, labels, _keys in eval_loader(Path(train_shards), batch_size, as_uint8=True):
+        for images, labels, _keys in eval_loader(train_shards, batch_size, as_uint8=True):
             # eval_loader's order is fixed; permuting inside the batch is enough for BN, and
             # a random 2-pixel translation keeps the small net from memorising pixels.
             shift = torch.randint(-2, 3, (2,), generator=generator).tolist()
@@ -143,8 +143,8 @@ def train_classifier(
             optimizer.step()
 
     model.eval()
-    train_acc = _accuracy(model, eval_loader(Path(train_shards), batch_size, as_uint8=True))
-    val_acc = (_accuracy(model, eval_loader(Path(val_shards), batch_size, as_uint8=True))
+    train_acc = _accuracy(model, eval_loader(train_shards, batch_size, as_uint8=True))
+    val_acc = (_accuracy(model, eval_loader(val_shards, batch_size, as_uint8=True))
                if val_shards is not None else None)
 
     out_dir.mkdir(parents=True, exist_ok=True)

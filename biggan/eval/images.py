@@ -6,7 +6,6 @@ NOTES.md: torch-fidelity 0.4.0's GenerativeModelModuleWrapper crashes on conditi
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -30,7 +29,7 @@ class TensorImages(Dataset):
 
 
 def load_shard_images(
-    shard_dir: Path,  # shard set (tars + dataset.json)
+    shard_dir: str,  # shard set (tars + dataset.json)
     classes: Sequence[int] | None = None,  # keep only these labels; None = all
     limit: int | None = None,  # stop after this many kept images
     batch_size: int = 256,
@@ -41,7 +40,7 @@ def load_shard_images(
     keep = None if classes is None else torch.tensor(sorted(set(classes)), dtype=torch.int64)
     chunks, label_chunks, keys = [], [], []
     count = 0
-    for images, labels, batch_keys in eval_loader(Path(shard_dir), batch_size, as_uint8=True):
+    for images, labels, batch_keys in eval_loader(shard_dir, batch_size, as_uint8=True):
         if keep is not None:
             mask = torch.isin(labels, keep)
             images, labels = images[mask], labels[mask]
@@ -70,9 +69,9 @@ class LazyShardImages(Dataset):
     references never sit in memory. Out-of-order access restarts the stream from the start.
     """
 
-    def __init__(self, shard_dir: Path, classes: Sequence[int] | None = None, limit: int | None = None,
+    def __init__(self, shard_dir: str, classes: Sequence[int] | None = None, limit: int | None = None,
                  batch_size: int = 256):
-        self.shard_dir = Path(shard_dir)
+        self.shard_dir = shard_dir
         self.classes = classes
         self.limit = limit
         self.batch_size = batch_size
@@ -120,19 +119,6 @@ class LazyShardImages(Dataset):
         return self._buffer[index - self._buffer_start]
 
 
-def to_uint8(images: Tensor) -> Tensor:
-    """G output in [-1, 1] -> uint8 in [0, 255] (round to nearest, as a PNG writer would)."""
-    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
-
-
-def balanced_labels(num_samples: int, num_classes: int, generator: torch.Generator) -> Tensor:
-    """Every class equally often (up to one), in a random order: class-conditional IS/FID
-    samples y uniformly (BigGAN-PyTorch `sample` draws y uniformly); balancing removes the
-    class-count noise of small evaluations."""
-    labels = torch.arange(num_samples, dtype=torch.int64) % num_classes
-    return labels[torch.randperm(num_samples, generator=generator)]
-
-
 def generate_images(
     G: torch.nn.Module,  # generator in eval mode (EMA weights, standing stats already applied)
     num_samples: int,
@@ -144,15 +130,12 @@ def generate_images(
     device: torch.device | str = "cpu",
     labels: Tensor | None = None,  # fixed labels (e.g. class-wise NN queries); default balanced
 ) -> tuple[Tensor, Tensor]:
-    """(uint8 images Nx3xRxR, labels N) sampled from G with a seeded generator."""
-    from biggan.eval.sampling import generate, sample_latents
+    """(uint8 images Nx3xRxR on the CPU, labels N) sampled from G with a seeded generator."""
+    from biggan.sampling.images import generated_batches
 
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    if labels is None:
-        labels = balanced_labels(num_samples, num_classes, generator)
-    out = []
-    for start in range(0, num_samples, batch_size):
-        y = labels[start:start + batch_size]
-        z = sample_latents(int(y.numel()), G.dim_z, truncation, prior, generator, "cpu")
-        out.append(to_uint8(generate(G, z.to(device), y.to(device))))
-    return torch.cat(out), labels
+    images, all_labels = [], []
+    for batch, y in generated_batches(G, num_samples, num_classes, truncation, prior, batch_size, seed,
+                                      device, labels):
+        images.append(batch.cpu())
+        all_labels.append(y)
+    return torch.cat(images), torch.cat(all_labels)

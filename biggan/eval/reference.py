@@ -12,17 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 from biggan.eval.images import LazyShardImages
 
 
-def shard_fingerprint(shard_dir: Path, classes: Sequence[int] | None = None, limit: int | None = None) -> str:
+def shard_fingerprint(shard_dir: str, classes: Sequence[int] | None = None, limit: int | None = None) -> str:
     """sha256 (first 16 hex digits) of the shard set's content hashes, resolution and selection."""
     from biggan.data.info import load_dataset_info
 
-    info = load_dataset_info(Path(shard_dir))
+    info = load_dataset_info(shard_dir)
     payload = {
         "shards": sorted((shard.name, shard.sha256) for shard in info.shards),
         "resolution": info.resolution,
@@ -39,18 +38,18 @@ class Reference:
 
     images: LazyShardImages
     cache_name: str
-    shard_dir: Path
+    shard_dir: str
     size_hint: int | None  # image count known from dataset.json without reading (None for subsets)
 
 
-def shard_reference(shard_dir: Path, classes: Sequence[int] | None = None, limit: int | None = None) -> Reference:
+def shard_reference(shard_dir: str, classes: Sequence[int] | None = None, limit: int | None = None) -> Reference:
     """The reference of a shard set (optionally a class subset or the first `limit` images)."""
     from biggan.data.info import load_dataset_info
 
-    size = load_dataset_info(Path(shard_dir)).num_samples if classes is None else None
+    size = load_dataset_info(shard_dir).num_samples if classes is None else None
     return Reference(
-        images=LazyShardImages(Path(shard_dir), classes=classes, limit=limit),
-        cache_name=f"ref-{shard_fingerprint(Path(shard_dir), classes, limit)}",
-        shard_dir=Path(shard_dir),
+        images=LazyShardImages(shard_dir, classes=classes, limit=limit),
+        cache_name=f"ref-{shard_fingerprint(shard_dir, classes, limit)}",
+        shard_dir=shard_dir,
         size_hint=None if size is None else (size if limit is None else min(size, limit)),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,20 +12,24 @@ from biggan.config import EvalConfig, ExperimentConfig
 from biggan.eval.classifier import TrainedClassifier, train_classifier
 from biggan.eval.features import Extractor
 from biggan.eval.images import TensorImages, generate_images
+from biggan.runs import CheckpointInfo, RunStore
+from biggan.runs.networks import config_of, generator_from_state
 from biggan.eval.metrics import compute_metrics, reference_dir, resolve_extractor
 from biggan.eval.reference import Reference, shard_fingerprint, shard_reference
 
 
 def cache_dir(cfg: ExperimentConfig) -> Path:
-    """Where classifiers and reference statistics are cached (shared by all runs of a run_root)."""
+    """Local cache of classifiers and reference statistics (torch-fidelity reads local files):
+    eval.cache_dir, else $BIGGAN_CACHE, else ~/.cache/biggan. Keys are content fingerprints,
+    so one cache serves every run and every store."""
     if cfg.eval.cache_dir is not None:
-        return Path(cfg.eval.cache_dir).resolve()
-    return Path(cfg.run_root).resolve() / ".eval-cache"
+        return Path(cfg.eval.cache_dir).expanduser().resolve()
+    return Path(os.environ.get("BIGGAN_CACHE") or Path.home() / ".cache" / "biggan").expanduser().resolve()
 
 
 def classifier_dir(cfg: ExperimentConfig) -> Path:
     """Cache folder of the dataset classifier: keyed by the train shards' fingerprint + recipe."""
-    fp = shard_fingerprint(Path(cfg.data.train_shards))
+    fp = shard_fingerprint(cfg.data.train_shards)
     return cache_dir(cfg) / "classifiers" / f"{fp}-e{cfg.eval.classifier_epochs}-s{cfg.eval.seed}"
 
 
@@ -33,9 +38,9 @@ def ensure_classifier(cfg: ExperimentConfig) -> TrainedClassifier | None:
     if cfg.eval.feature_extractor != "dataset-classifier":
         return None
     return train_classifier(
-        train_shards=Path(cfg.data.train_shards),
+        train_shards=cfg.data.train_shards,
         out_dir=classifier_dir(cfg),
-        val_shards=Path(cfg.data.val_shards) if cfg.data.val_shards is not None else None,
+        val_shards=cfg.data.val_shards,
         epochs=cfg.eval.classifier_epochs,
         seed=cfg.eval.seed,
     )
@@ -69,7 +74,7 @@ def prepare_generator(G: torch.nn.Module, cfg: ExperimentConfig, truncation: flo
                       device: torch.device | str = "cpu") -> torch.nn.Module:
     """Appendix C.1 standing statistics: BN stats averaged over many forward passes at the
     sampling truncation, then used in eval mode."""
-    from biggan.eval.sampling import standing_stats_
+    from biggan.sampling.standing import standing_stats_
 
     G.to(device)
     standing_stats_(G, cfg.model.num_classes, cfg.train.standing_stats_batches, cfg.eval.batch_size,
@@ -97,22 +102,22 @@ def score_generator(
 
 
 def evaluate_checkpoint(
-    checkpoint_dir: Path,
+    store: RunStore,
+    info: CheckpointInfo,
     classifier_path: Path | None,  # dataset classifier (when the config uses it)
     eval_cfg: EvalConfig | None = None,  # None = the run's own EvalConfig
     device: torch.device | str = "cpu",
 ) -> dict:
     """{"checkpoint", "iteration", "truncation", "num_samples", "extractor", "metrics": {...}}."""
-    from biggan.train.checkpoint import load_generator
-
-    G, run_cfg, iteration = load_generator(Path(checkpoint_dir), ema=True)
+    state = store.load_state(info)
+    G, run_cfg = generator_from_state(state, ema=True), config_of(state)
     cfg = apply_overrides_to_eval(run_cfg, eval_cfg)
     ctx = eval_context(cfg, classifier_path)
     prepare_generator(G, cfg, cfg.eval.truncation, device)
     metrics = score_generator(G, ctx, cfg.eval.truncation, device=device)
     return {
-        "checkpoint": Path(checkpoint_dir).name,
-        "iteration": iteration,
+        "checkpoint": info.name,
+        "iteration": info.iteration,
         "truncation": cfg.eval.truncation,
         "num_samples": cfg.eval.num_samples,
         "extractor": ctx.extractor.name,
@@ -121,7 +126,7 @@ def evaluate_checkpoint(
     }
 
 
-def real_inception_score(ctx: EvalContext, shard_dir: Path) -> float:
+def real_inception_score(ctx: EvalContext, shard_dir: str) -> float:
     """IS of real images with the same extractor (Table 2 compares against the val data's IS)."""
     ref = shard_reference(shard_dir)
     # Real images: their features go through the same fingerprint-keyed cache as the reference.
@@ -129,23 +134,12 @@ def real_inception_score(ctx: EvalContext, shard_dir: Path) -> float:
                            batch_size=ctx.cfg.eval.batch_size, images_cache_name=ref.cache_name)["IS"]
 
 
-def load_run_config(run_dir: Path, eval_overrides: dict | None = None) -> ExperimentConfig:
-    """The run's resolved config (RUN_DIR/options.json, else the newest checkpoint's) with
-    dotted overrides of its eval section applied, e.g. {"num_samples": 500}."""
-    import json
-
+def load_run_config(run: str, eval_overrides: dict | None = None) -> ExperimentConfig:
+    """The run's resolved config (its options.json) with dotted overrides of its eval section
+    applied, e.g. {"num_samples": 500}."""
     from biggan.config import apply_overrides
-    from biggan.train.checkpoint import list_checkpoints, load_state
 
-    run_dir = Path(run_dir)
-    options = run_dir / "options.json"
-    if options.is_file():
-        cfg = ExperimentConfig.model_validate(json.loads(options.read_text()))
-    else:
-        checkpoints = list_checkpoints(run_dir)
-        if not checkpoints:
-            raise FileNotFoundError(f"{run_dir} has neither options.json nor a checkpoint")
-        cfg = ExperimentConfig.model_validate(load_state(checkpoints[-1].path)["config"])
+    cfg = ExperimentConfig.model_validate(RunStore(run).read_options())
     if eval_overrides:
         cfg = cfg.model_copy(update={"eval": apply_overrides(cfg.eval, eval_overrides)})
     return cfg

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-from pathlib import Path
 
 import torch
 
-from biggan.files import atomic_write_text, save_figure_atomic
+from biggan.files import save_figure_atomic
+from biggan.runs import CheckpointInfo, RunStore
+from biggan.storage import Location
 
 COLUMNS = ("threshold", "IS", "IS_std", "FID")
 
@@ -58,20 +58,20 @@ def operating_points(rows: list[dict], val_is: float | None) -> dict:
     return out
 
 
-def write_table(rows: list[dict], out_dir: Path) -> tuple[Path, Path]:
+def write_table(rows: list[dict], out_dir: Location) -> tuple[Location, Location]:
     """curve.csv and curve.json (atomic)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         writer.writerow(row)
-    csv_path, json_path = Path(out_dir) / "curve.csv", Path(out_dir) / "curve.json"
-    atomic_write_text(csv_path, buffer.getvalue())
-    atomic_write_text(json_path, json.dumps(rows, indent=2))
+    csv_path, json_path = out_dir / "curve.csv", out_dir / "curve.json"
+    csv_path.write_text(buffer.getvalue())
+    json_path.write_json(rows, indent=2)
     return csv_path, json_path
 
 
-def plot_curve(rows: list[dict], points: dict, path: Path, title: str) -> Path:
+def plot_curve(rows: list[dict], points: dict, path: Location, title: str) -> Location:
     """IS (x) against FID (y), each point labelled by its threshold (Figure 2a's axes)."""
     import matplotlib
 
@@ -90,14 +90,13 @@ def plot_curve(rows: list[dict], points: dict, path: Path, title: str) -> Path:
     ax.set_ylabel("FID (lower is better)")
     ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
     return save_figure_atomic(fig, path, dpi=120)
 
 
 def truncation_curve(
     G: torch.nn.Module,  # EMA generator
     ctx,  # scoring.EvalContext
-    out_dir: Path,  # RUN_DIR/truncation
+    out_dir: Location,  # <run>/truncation
     val_is: float | None,  # real validation IS with the same extractor (None: no matching point)
     thresholds: list[float] | None = None,  # None = cfg.eval.thresholds
     num_samples: int | None = None,
@@ -105,12 +104,10 @@ def truncation_curve(
     device: torch.device | str = "cpu",
 ) -> dict:
     """Sweep thresholds; write curve.csv/json, curve.png, grid_t<thr>.png, operating_points.json."""
-    from biggan.eval.sheets import save_sample_sheet
     from biggan.eval.scoring import prepare_generator, score_generator
+    from biggan.sampling.sheets import save_sample_sheet
 
     cfg = ctx.cfg
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     rows, grids = [], {}
     classes = list(range(min(cfg.model.num_classes, 10)))
     for threshold in sorted(thresholds or cfg.eval.thresholds, reverse=True):
@@ -119,29 +116,31 @@ def truncation_curve(
         rows.append({"threshold": threshold, **metrics})
         grid = out_dir / f"grid_t{threshold:g}.png"
         save_sample_sheet(G, grid, classes, grid_per_class, threshold, cfg.eval.seed, prior=cfg.model.latent)
-        grids[str(threshold)] = str(grid)
+        grids[str(threshold)] = grid.uri
     points = operating_points(rows, val_is)
     csv_path, json_path = write_table(rows, out_dir)
     plot = plot_curve(rows, points, out_dir / "curve.png", f"{cfg.name}: truncation curve")
-    atomic_write_text(out_dir / "operating_points.json", json.dumps(points, indent=2))
-    return {"rows": rows, "operating_points": points, "csv": str(csv_path), "json": str(json_path),
-            "plot": str(plot), "grids": grids, "operating_points_path": str(out_dir / "operating_points.json")}
+    (out_dir / "operating_points.json").write_json(points, indent=2)
+    return {"rows": rows, "operating_points": points, "csv": csv_path.uri, "json": json_path.uri,
+            "plot": plot.uri, "grids": grids, "operating_points_path": (out_dir / "operating_points.json").uri}
 
 
 def truncation_curve_of_checkpoint(
-    checkpoint_dir: Path,
-    classifier_path: Path | None,  # dataset classifier (when the config uses it)
-    out_dir: Path,  # RUN_DIR/truncation
+    store: RunStore,
+    info: CheckpointInfo,
+    classifier_path,  # dataset classifier (when the config uses it), else None
     eval_cfg=None,  # EvalConfig; None = the run's own
     device: torch.device | str = "cpu",
 ) -> dict:
-    """The curve of a checkpoint's EMA G; the IS-matching point uses the val shards' real IS."""
+    """The curve of a checkpoint's EMA G into <run>/truncation; the IS-matching point uses the
+    val shards' real IS."""
     from biggan.eval.scoring import apply_overrides_to_eval, eval_context, real_inception_score
-    from biggan.train.checkpoint import load_generator
+    from biggan.runs.networks import config_of, generator_from_state
 
-    G, run_cfg, iteration = load_generator(Path(checkpoint_dir), ema=True)
-    ctx = eval_context(apply_overrides_to_eval(run_cfg, eval_cfg), classifier_path)
+    state = store.load_state(info)
+    G = generator_from_state(state, ema=True)
+    ctx = eval_context(apply_overrides_to_eval(config_of(state), eval_cfg), classifier_path)
     val = ctx.cfg.data.val_shards
-    val_is = real_inception_score(ctx, Path(val)) if val is not None else None
-    out = truncation_curve(G, ctx, out_dir, val_is, device=device)
-    return {"checkpoint": Path(checkpoint_dir).name, "iteration": iteration, **out}
+    val_is = real_inception_score(ctx, val) if val is not None else None
+    out = truncation_curve(G, ctx, store.file("truncation"), val_is, device=device)
+    return {"checkpoint": info.name, "iteration": info.iteration, **out}

@@ -21,6 +21,7 @@ from biggan.models.layers import DBlock, SNFactory
 class Discriminator(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        cfg.require_data_fields()
         self.resolution = cfg.resolution
         self.num_classes = cfg.num_classes
         ch = cfg.discriminator_ch

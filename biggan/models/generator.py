@@ -32,6 +32,7 @@ class Generator(nn.Module):
     def __init__(self, cfg: ModelConfig, bn_reducer: BatchStatsReducer | None = None) -> None:
         super().__init__()
         self.cfg = cfg
+        cfg.require_data_fields()
         self.resolution = cfg.resolution
         self.num_classes = cfg.num_classes
         self.hier = cfg.hier

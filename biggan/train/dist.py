@@ -5,7 +5,7 @@ called `init_process_group` (gloo on CPU, NCCL on GPU), so torch.distributed ans
 unit test nothing is initialised and everything degrades to a single process.
 
 Gradient averaging is a manual flattened all-reduce after backward rather than DDP
-("DDP or equivalent", issue 4): GAN training alternates D and G steps, freezes D during the
+("DDP or equivalent"): GAN training alternates D and G steps, freezes D during the
 G step and runs G under no_grad for D's fake batch, which DDP's bucket hooks handle badly
 (unused parameters, double-backward through the other network). One all-reduce per network
 per step costs the same bytes as DDP's buckets without the overlap, which is fine here.
@@ -72,6 +72,15 @@ def all_ranks_any(flag: bool, device: torch.device | str = "cpu") -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     torch_dist.all_reduce(value, op=torch_dist.ReduceOp.MAX)
     return bool(value.item() > 0)
+
+
+def broadcast_int(value: int, device: torch.device | str = "cpu", src: int = 0) -> int:
+    """Rank `src`'s integer on every rank (a decision taken once, so ranks cannot disagree)."""
+    if not is_distributed():
+        return value
+    tensor = torch.tensor([value], dtype=torch.int64, device=device)
+    torch_dist.broadcast(tensor, src=src)
+    return int(tensor.item())
 
 
 def micro_batch_size(global_batch: int, world: int, accumulation: int) -> int:

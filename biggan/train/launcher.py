@@ -1,60 +1,44 @@
-"""Ray Train launcher: the only training module that imports Ray.
+"""Ray Train launcher: the only module of biggan that imports Ray.
 
 `launch_training(cfg)` runs `biggan.train.loop.train` in `cluster.num_workers` TorchTrainer
 workers (gloo on CPU, NCCL on GPU), or in this process when `num_workers == 0`.
 
-Storage: `RunConfig(name=cfg.name, storage_path=run_root)`, so Ray's run folder IS the run
-directory. Resume (Ray Train V2): a new trainer with the same name and storage path starts
-from `ray.train.get_checkpoint()`, i.e. the latest checkpoint; `FailureConfig(max_failures)`
-restarts the worker group from it after a worker dies.
-
-Keeping "the last few + the best": Ray's CheckpointConfig keeps the top K by ONE score, which
-cannot express both, and Ray refuses to resume a run whose snapshot names a checkpoint that
-was deleted behind its back. So the two are kept apart: Ray persists each reported checkpoint
-as `ray_checkpoint_<iteration>` and keeps only the newest (`num_to_keep=1`, scored by
-iteration) for resuming; rank 0 installs the same files as `checkpoint_<iteration:08d>` (the
-contract's checkpoints, what evaluation reads) and prunes those (`prune_checkpoints`: newest
-`keep_checkpoints` + best by `best_metric` + the one marked for evaluation).
+Storage: the run store holds everything (checkpoints, stats, marks), at a local path or a
+storage URI shared by every node; Ray Train's own run folder is `<run>/ray`
+(`RunConfig(storage_path=<run>, storage_filesystem=<the store's pyarrow filesystem>)`), which
+Ray needs on shared storage once there is more than one node. Checkpoints are not handed to
+Ray: rank 0 writes them into the run store, and a worker group that `FailureConfig` restarts
+resumes from the newest intact checkpoint there, exactly as a resumed run does. (Ray's
+CheckpointConfig keeps the top K by one score and cannot express "newest K + best + the one
+marked for evaluation"; keeping two copies, as before, doubled every checkpoint's bytes.)
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from biggan.config import ClusterConfig, ExperimentConfig
 from biggan.files import source_fingerprint
-from biggan.train import checkpoint as ckpt
+from biggan.runs import RunNotFound, RunStore
 from biggan.train.context import LocalContext
 from biggan.train.loop import train
 
 # Test hook (used by the FailureConfig integration test): a worker of rank 0 exits hard,
 # once, when it reaches this iteration; the marker file makes it fire only once per run.
 FAIL_ONCE_ENV = "BIGGAN_FAIL_ONCE_AT_ITERATION"
-RAY_CHECKPOINT_PREFIX = "ray_checkpoint_"  # Ray's resume copies; not listed as checkpoints
 
 
 @dataclass
 class TrainResult:
-    run_dir: Path  # the run directory (options.json, stats.jsonl, checkpoints, samples/)
-    checkpoint: Path | None  # the checkpoint to evaluate (last before collapse, else newest)
+    run: str  # the run's location (local path or URI)
+    checkpoint: str | None  # the checkpoint to evaluate (last before collapse, else newest)
     metrics: dict[str, Any] = field(default_factory=dict)  # last reported metrics
     dashboard_url: str | None = None  # Ray dashboard (None in-process or when not served)
-
-
-def resolve_paths(cfg: ExperimentConfig) -> ExperimentConfig:
-    """Absolute run root and shard paths: Ray workers chdir into their own trial folders."""
-    data = cfg.data.model_copy(update={
-        "train_shards": Path(cfg.data.train_shards).resolve(),
-        "val_shards": None if cfg.data.val_shards is None else Path(cfg.data.val_shards).resolve(),
-    })
-    return cfg.model_copy(update={"run_root": Path(cfg.run_root).resolve(), "data": data})
 
 
 def connect_ray(cluster: ClusterConfig) -> str | None:
@@ -78,49 +62,28 @@ def connect_ray(cluster: ClusterConfig) -> str | None:
 
 
 class RayTrainContext:
-    """TrainContext over ray.train: every rank reports, rank 0 attaches the checkpoint."""
+    """TrainContext over ray.train: every rank reports its metrics."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self):
         import ray.train
         import ray.train.torch
 
-        self.run_dir = Path(run_dir)  # where rank 0 installs the kept checkpoint_<iteration> copies
         context = ray.train.get_context()
         self.rank = context.get_world_rank()
         self.world_size = context.get_world_size()
         self.device = ray.train.torch.get_device()
-        self._restored: tempfile.TemporaryDirectory | None = None
 
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+    def report(self, metrics: dict[str, Any]) -> None:
         import ray.train
 
         fail_at = os.environ.get(FAIL_ONCE_ENV)
         if fail_at and self.rank == 0 and int(metrics.get("iteration", 0)) >= int(fail_at):
-            marker = Path(os.environ.get(FAIL_ONCE_ENV + "_MARKER", "/tmp/biggan-fail-once"))
-            if not marker.exists():
-                marker.write_text(str(metrics.get("iteration")))
+            marker = os.environ.get(FAIL_ONCE_ENV + "_MARKER", "/tmp/biggan-fail-once")
+            if not os.path.exists(marker):
+                with open(marker, "w") as handle:
+                    handle.write(str(metrics.get("iteration")))
                 os._exit(17)  # die like a killed process: no cleanup, no exception
-        checkpoint = None
-        name = None
-        if checkpoint_dir is not None:
-            checkpoint_dir = Path(checkpoint_dir)
-            iteration = int(ckpt.read_meta(checkpoint_dir)["iteration"])
-            # Our kept copy first (a crash between the two only repeats work on resume).
-            copy = Path(tempfile.mkdtemp(prefix=".copy-checkpoint-", dir=self.run_dir))
-            shutil.copytree(checkpoint_dir, copy, dirs_exist_ok=True)
-            ckpt.install_directory(copy, self.run_dir / ckpt.checkpoint_name(iteration))
-            checkpoint = ray.train.Checkpoint.from_directory(str(checkpoint_dir))
-            name = f"{RAY_CHECKPOINT_PREFIX}{iteration:08d}"
-        ray.train.report(_plain(metrics), checkpoint=checkpoint, checkpoint_dir_name=name)
-
-    def latest_checkpoint(self) -> Path | None:
-        import ray.train
-
-        checkpoint = ray.train.get_checkpoint()
-        if checkpoint is None:
-            return None
-        self._restored = tempfile.TemporaryDirectory(prefix="biggan-restore-")
-        return Path(checkpoint.to_directory(self._restored.name))
+        ray.train.report(_plain(metrics))
 
 
 def package_fingerprint() -> str:
@@ -150,7 +113,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     _quiet_report_log()
     check_same_code(loop_config.get("code"))
     cfg = ExperimentConfig.model_validate(loop_config["config"])
-    train(cfg, RayTrainContext(cfg.run_dir))
+    train(cfg, RayTrainContext())
 
 
 def _quiet_report_log() -> None:
@@ -165,20 +128,21 @@ def _quiet_report_log() -> None:
 
 
 def launch_training(cfg: ExperimentConfig) -> TrainResult:
-    """Run the training job described by `cfg`; return where its results are."""
-    cfg = resolve_paths(cfg)
-    run_dir = cfg.run_dir
+    """Run the training job described by the resolved `cfg`; return where its results are."""
+    store = RunStore(cfg.run_uri)
+    store.write_options(cfg.model_dump(mode="json"))  # before any worker: the run exists from here
     if cfg.cluster.num_workers == 0:
         device = torch.device("cuda" if cfg.cluster.use_gpu and torch.cuda.is_available() else "cpu")
-        result = train(cfg, LocalContext(run_dir, device))
-        return TrainResult(run_dir=run_dir, checkpoint=_to_evaluate(run_dir), metrics=result.metrics)
+        result = train(cfg, LocalContext(device))
+        return TrainResult(run=store.uri, checkpoint=_to_evaluate(store), metrics=result.metrics)
 
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
     dashboard_url = connect_ray(cfg.cluster)
     if dashboard_url:
         print(f"Ray dashboard: {dashboard_url}", flush=True)
+    fs, path = store.ray_storage()
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"config": cfg.model_dump(mode="json"), "threads": max(1, int(cfg.cluster.cpus_per_worker)),
@@ -187,19 +151,19 @@ def launch_training(cfg: ExperimentConfig) -> TrainResult:
         scaling_config=ScalingConfig(num_workers=cfg.cluster.num_workers, use_gpu=cfg.cluster.use_gpu,
                                      resources_per_worker={"CPU": cfg.cluster.cpus_per_worker}),
         run_config=RunConfig(
-            name=cfg.name,
-            storage_path=str(cfg.run_root),
+            name="ray",
+            storage_path=path,
+            storage_filesystem=fs,
             failure_config=FailureConfig(max_failures=cfg.cluster.max_failures),
             worker_runtime_env={"env_vars": _worker_env()},
-            # Ray's copy is only for resuming: keep the newest (see module doc).
-            checkpoint_config=CheckpointConfig(num_to_keep=1, checkpoint_score_attribute="iteration",
-                                               checkpoint_score_order="max"),
         ),
     )
     result = trainer.fit()
     if result.error is not None:
-        raise RuntimeError(f"training run {cfg.name} failed: {result.error}") from result.error
-    return TrainResult(run_dir=run_dir, checkpoint=_to_evaluate(run_dir), metrics=dict(result.metrics or {}),
+        status = store.read_status() or {}
+        store.write_status("failed", int(status.get("iteration", 0)), cfg.train.iterations, str(result.error)[:500])
+        raise RuntimeError(f"training run {store.uri} failed: {result.error}") from result.error
+    return TrainResult(run=store.uri, checkpoint=_to_evaluate(store), metrics=dict(result.metrics or {}),
                        dashboard_url=dashboard_url)
 
 
@@ -216,50 +180,13 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
-def _to_evaluate(run_dir: Path) -> Path | None:
+def _to_evaluate(store: RunStore) -> str | None:
     try:
-        return ckpt.checkpoint_to_evaluate(run_dir)
-    except FileNotFoundError:
+        return store.checkpoint_to_evaluate().uri
+    except RunNotFound:
         return None
 
 
 def _plain(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: (float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v)
             for k, v in metrics.items()}
-
-
-def experiment_from_params(preset: str, overrides: dict[str, Any] | None = None, shards: str | Path | None = None,
-                           num_workers: int | None = None, use_gpu: bool | None = None) -> ExperimentConfig:
-    """The `train-biggan` flow's parameters validated into one ExperimentConfig.
-
-    `shards` is either a shard set (a folder holding dataset.json: the training split; a
-    sibling `val/` is used as held-out split when present) or a root holding `train/` and
-    `val/`, as written by `biggan shard`. Explicit `num_workers` / `use_gpu` win over presets.
-    """
-    from biggan.config import apply_overrides
-    from biggan.presets import get_preset
-
-    pairs: dict[str, Any] = dict(overrides or {})
-    if shards is not None:
-        root = Path(shards).resolve()
-        if (root / "dataset.json").is_file():
-            pairs["data.train_shards"] = str(root)
-            val = root.parent / "val"
-            pairs["data.val_shards"] = str(val) if (val / "dataset.json").is_file() and val != root else None
-        elif (root / "train").is_dir():
-            pairs["data.train_shards"] = str(root / "train")
-            pairs["data.val_shards"] = str(root / "val") if (root / "val").is_dir() else None
-        else:
-            raise ValueError(f"shards {shards} holds neither dataset.json nor a train/ folder")
-    if num_workers is not None:
-        pairs["cluster.num_workers"] = num_workers
-    if use_gpu is not None:
-        pairs["cluster.use_gpu"] = use_gpu
-    cfg = apply_overrides(get_preset(preset), pairs)
-    train_shards = Path(cfg.data.train_shards)
-    if not (train_shards / "dataset.json").is_file():
-        raise ValueError(f"training shards {train_shards} have no dataset.json; shard the data first "
-                         f"(`biggan shard ...` or the shard-dataset flow) or pass shards=")
-    if cfg.cluster.use_gpu and cfg.cluster.num_workers == 0 and not torch.cuda.is_available():
-        raise ValueError("use_gpu is set but no GPU is visible in this process")
-    return cfg  # type: ignore[return-value]

@@ -1,4 +1,4 @@
-"""Training signals: JSON-lines stats, gradient norms, progress lines, collapse detection.
+"""Training signals: gradient norms, singular values as metrics, progress lines, collapse detection.
 
 Section 4 of the paper watches D's loss and the top singular values of every layer (Figure 3,
 Appendix F) and stops "just after collapse", reporting the checkpoint saved just before.
@@ -7,12 +7,10 @@ Appendix F) and stops "just after collapse", reporting the checkpoint saved just
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable
 
 import torch
@@ -41,38 +39,6 @@ def flatten_singular_values(prefix: str, values: dict[str, list[float]]) -> dict
 def top_singular_values(values: dict[str, list[float]]) -> dict[str, float]:
     """Layer name -> its largest singular value (the one whose explosion marks collapse)."""
     return {layer: float(svs[0]) for layer, svs in values.items() if svs}
-
-
-class StatsWriter:
-    """Appends one JSON object per line to RUN_DIR/stats.jsonl (rank 0 only)."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(self, record: dict[str, Any]) -> None:
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(_json_safe(record)) + "\n")
-            handle.flush()
-
-
-def read_stats(path: Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def truncate_stats(path: Path, after_iteration: int) -> None:
-    """Drop records past `after_iteration` (a resumed run re-logs them; no duplicates)."""
-    path = Path(path)
-    if not path.is_file():
-        return
-    kept = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("iteration", 0) <= after_iteration]
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    tmp.replace(path)
 
 
 def progress_line(iteration: int, total: int, metrics: dict[str, float], images_per_s: float,
@@ -162,13 +128,3 @@ def _duration(seconds: float) -> str:
         return "?"
     seconds = int(seconds)
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m{seconds % 60:02d}s"
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value

@@ -1,7 +1,7 @@
 """`biggan demo`, shortened: the real command (demo data -> shards -> 2 Ray workers with
 cross-replica BN -> the four downstream nodes) with fewer iterations, on the session's Prefect
 and Ray. The GAN has to have learned class conditioning: an independent judge must see the
-conditioned class in its samples far more often than chance (issue 6)."""
+conditioned class in its samples far more often than chance."""
 
 from __future__ import annotations
 
@@ -26,13 +26,13 @@ def test_shortened_demo_learns_class_conditioning(prefect_harness, ray_cluster, 
     from biggan.cli import main
 
     args = ["demo", "--data", str(tmp_path / "demo"), "--shards", str(tmp_path / "shards"),
-            "--runs", str(tmp_path / "runs")]
+            "--store", str(tmp_path / "runs")]
     for key, value in SHORT.items():
         args += ["--set", f"{key}={json.dumps(value)}"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
 
-    run_dir = tmp_path / "runs" / "digits32"
+    run_dir = tmp_path / "runs" / "00000-digits32"  # a new store numbers its first run 00000
     quality = json.loads((run_dir / "quality.json").read_text())
     agreement = quality["agreement"]
     assert quality["iteration"] == SHORT["train.iterations"]

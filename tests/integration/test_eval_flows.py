@@ -8,14 +8,13 @@ import json
 import pytest
 import torch
 
+from biggan.runs import RunStore
 from tests.unit._eval_fixtures import save_tiny_checkpoint, tiny_config
 
 
 @pytest.fixture(scope="module")
 def tiny_run(digits_shards, tmp_path_factory):
     cfg = tiny_config(tmp_path_factory.mktemp("runs"), digits_shards)
-    cfg.run_dir.mkdir(parents=True)
-    (cfg.run_dir / "options.json").write_text(json.dumps(cfg.model_dump(mode="json")))
     save_tiny_checkpoint(cfg, 100, seed=1)
     save_tiny_checkpoint(cfg, 200, seed=2)
     return cfg
@@ -26,20 +25,20 @@ def test_scheduled_evaluation_skips_evaluated_checkpoints(prefect_harness, tiny_
     from flows.evaluate import evaluate_biggan_flow
 
     torch.set_num_threads(1)
-    run_dir = str(tiny_run.run_dir)
-    first = evaluate_biggan_flow(run_dir=run_dir, eval_overrides={"num_samples": 30})
+    run = tiny_run.run_uri
+    first = evaluate_biggan_flow(run=run, eval_overrides={"num_samples": 30})
     assert first["evaluated"] == ["checkpoint_00000100", "checkpoint_00000200"]
     for record in first["records"]:
         assert record["metrics"]["FID"] > 0 and record["metrics"]["IS"] >= 1.0
         assert record["num_samples"] == 30
-    second = evaluate_biggan_flow(run_dir=run_dir, eval_overrides={"num_samples": 30})
+    second = evaluate_biggan_flow(run=run, eval_overrides={"num_samples": 30})
     assert second["evaluated"] == []
-    lines = (tiny_run.run_dir / "metrics_history.jsonl").read_text().splitlines()
+    lines = RunStore(run).history.loc.read_text().splitlines()
     assert [json.loads(line)["iteration"] for line in lines] == [100, 200]
-    assert (tiny_run.run_dir / "metrics_history.png").stat().st_size > 0
+    assert RunStore(run).file("metrics_history.png").size() > 0
     # A new checkpoint is picked up by the next scheduled run, and only it.
     save_tiny_checkpoint(tiny_run, 300, seed=3)
-    third = evaluate_biggan_flow(run_dir=run_dir, eval_overrides={"num_samples": 30})
+    third = evaluate_biggan_flow(run=run, eval_overrides={"num_samples": 30})
     assert third["evaluated"] == ["checkpoint_00000300"]
 
 
@@ -48,14 +47,12 @@ def test_truncation_and_memorization_flows(prefect_harness, tiny_run):
     from flows.evaluate import memorization_flow, truncation_curve_flow
 
     torch.set_num_threads(1)
-    run_dir = str(tiny_run.run_dir)
-    curve = truncation_curve_flow(run_dir=run_dir, eval_overrides={"num_samples": 30})
-    from biggan.train.checkpoint import checkpoint_to_evaluate
-
-    assert curve["checkpoint"] == checkpoint_to_evaluate(tiny_run.run_dir).name
+    run = tiny_run.run_uri
+    curve = truncation_curve_flow(run=run, eval_overrides={"num_samples": 30})
+    assert curve["checkpoint"] == RunStore(run).checkpoint_to_evaluate().name
     assert [row["threshold"] for row in curve["rows"]] == [1.0, 0.5]
     assert curve["operating_points"]["val_is"] > 1.0
-    assert (tiny_run.run_dir / "truncation" / "curve.png").is_file()
-    memo = memorization_flow(run_dir=run_dir)
-    assert (tiny_run.run_dir / "memorization" / "summary.json").is_file()
+    assert RunStore(run).file("truncation", "curve.png").is_file()
+    memo = memorization_flow(run=run)
+    assert RunStore(run).file("memorization", "summary.json").is_file()
     assert set(memo["d_accuracy"]) == {"train", "val"}

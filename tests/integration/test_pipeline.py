@@ -34,18 +34,18 @@ def test_pipeline_end_to_end(prefect_harness, ray_cluster, demo_data, tmp_path):
     from flows.pipeline import pipeline_flow
 
     torch.set_num_threads(1)
-    overrides = {**TINY, "run_root": str(tmp_path / "runs"), "name": "tiny-pipeline"}
-    summary = pipeline_flow(preset="digits32", overrides=overrides, root=str(demo_data.imagenet_root),
-                            shards=str(tmp_path / "shards"), num_workers=2, samples_per_shard=200)
-    run_dir = Path(summary["run_dir"])
+    summary = pipeline_flow(preset="digits32", overrides=TINY, root=str(demo_data.imagenet_root),
+                            shards=str(tmp_path / "shards"), num_workers=2, samples_per_shard=200,
+                            name="tiny-pipeline", store=str(tmp_path / "runs"))
+    run_dir = Path(summary["run"])
     assert run_dir == (tmp_path / "runs" / "tiny-pipeline").resolve()
     assert (tmp_path / "shards" / "train" / "dataset.json").is_file()
     assert (tmp_path / "shards" / "val" / "dataset.json").is_file()
     # evaluate node: every checkpoint scored once, history plot drawn
     history = [json.loads(line) for line in (run_dir / "metrics_history.jsonl").read_text().splitlines()]
-    from biggan.train.checkpoint import list_checkpoints
+    from biggan.runs import RunStore
 
-    assert sorted(r["checkpoint"] for r in history) == [c.path.name for c in list_checkpoints(run_dir)]
+    assert sorted(r["checkpoint"] for r in history) == [c.name for c in RunStore(str(run_dir)).checkpoints()]
     assert summary["metrics"]["FID"] > 0 and summary["metrics"]["IS"] >= 1.0
     assert Path(summary["metrics_plot"]).is_file()
     # truncation node

@@ -7,13 +7,14 @@ from pathlib import Path
 import torch
 
 from biggan.config import DataConfig, EvalConfig, ExperimentConfig, ModelConfig, TrainConfig
+from biggan.runs import CheckpointInfo, RunStore
 
 
 def tiny_config(run_root: Path, shards: dict, **eval_fields) -> ExperimentConfig:
     return ExperimentConfig(
         name="tiny",
-        run_root=run_root,
-        data=DataConfig(train_shards=shards["train"], val_shards=shards["val"]),
+        run_root=str(run_root),
+        data=DataConfig(train_shards=str(shards["train"]), val_shards=str(shards["val"])),
         model=ModelConfig(resolution=32, num_classes=10, ch=8, dim_z=16, shared_dim=8),
         train=TrainConfig(standing_stats_batches=2, batch_size=16),
         eval=EvalConfig(num_samples=40, batch_size=20, feature_extractor="dataset-classifier",
@@ -22,10 +23,9 @@ def tiny_config(run_root: Path, shards: dict, **eval_fields) -> ExperimentConfig
     )
 
 
-def save_tiny_checkpoint(cfg: ExperimentConfig, iteration: int, seed: int = 0) -> Path:
-    """A checkpoint directory of the contract (biggan.train.checkpoint) with random G/D."""
+def save_tiny_checkpoint(cfg: ExperimentConfig, iteration: int, seed: int = 0) -> CheckpointInfo:
+    """A run (options.json) with one checkpoint of random G/D, through the run store."""
     from biggan.models import build_models
-    from biggan.train.checkpoint import checkpoint_name, save_checkpoint
 
     torch.manual_seed(seed)
     G, D = build_models(cfg.model)
@@ -38,4 +38,6 @@ def save_tiny_checkpoint(cfg: ExperimentConfig, iteration: int, seed: int = 0) -
         "iteration": iteration, "rng": {}, "data": {},
         "config": cfg.model_dump(mode="json"),
     }
-    return save_checkpoint(cfg.run_dir / checkpoint_name(iteration), state, {"d_loss": 1.0})
+    store = RunStore(cfg.run_uri)
+    store.write_options(cfg.model_dump(mode="json"))
+    return store.save_checkpoint(state, {"d_loss": 1.0})

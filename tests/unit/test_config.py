@@ -1,11 +1,9 @@
 """The config tree: validation where it enters, presets, dotted overrides."""
 
-from pathlib import Path
-
 import pytest
 from pydantic import ValidationError
 
-from biggan.config import ExperimentConfig, ModelConfig, ShardConfig, apply_overrides, parse_override
+from biggan.config import ConfigError, ExperimentConfig, ModelConfig, ShardConfig, apply_overrides, parse_override
 from biggan.presets import PRESETS, get_preset
 
 
@@ -56,10 +54,14 @@ def test_overrides_are_validated_and_typed():
     cfg = get_preset("digits32")
     out = apply_overrides(cfg, dict([parse_override("train.iterations=10"), parse_override("model.hier=false")]))
     assert out.train.iterations == 10 and out.model.hier is False
-    with pytest.raises(KeyError, match="train.iteratons"):
+    with pytest.raises(ConfigError, match="unknown config key 'train.iteratons'; did you mean train.iterations"):
         apply_overrides(cfg, {"train.iteratons": 10})
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigError, match="model.resolution = 48: resolution 48 is not supported"):
         apply_overrides(cfg, {"model.resolution": 48})
+    with pytest.raises(ConfigError, match=r"train.betas = \[0.0, 1.0\]: each Adam beta must be in \[0, 1\)"):
+        apply_overrides(cfg, {"train.betas": [0.0, 1.0]})
+    with pytest.raises(ConfigError, match="train.batch_size = -1: Input should be greater than or equal to 1"):
+        apply_overrides(cfg, {"train.batch_size": -1})
 
 
 def test_unknown_preset_lists_known_ones():
@@ -67,7 +69,15 @@ def test_unknown_preset_lists_known_ones():
         get_preset("imagenet1024")
 
 
-def test_run_dir_is_absolute():
-    cfg = get_preset("digits32")
-    assert cfg.run_dir.is_absolute() and cfg.run_dir.name == "digits32"
-    assert Path(cfg.run_root) == Path("runs")
+def test_presets_leave_the_class_count_to_the_data_and_name_no_run():
+    for name in PRESETS:
+        cfg = get_preset(name)
+        assert cfg.model.num_classes is None and cfg.name is None and cfg.preset == name
+    assert get_preset("imagenet128").model.resolution == 128
+
+
+def test_run_uri_joins_store_and_name():
+    cfg = apply_overrides(get_preset("digits32"), {"name": "00001-digits32", "run_root": "s3://bucket/runs/"})
+    assert cfg.run_uri == "s3://bucket/runs/00001-digits32"
+    with pytest.raises(ConfigError, match="must be letters"):
+        apply_overrides(cfg, {"name": "a/b"})

@@ -9,6 +9,7 @@ from torch import nn
 
 from biggan.data.loader import eval_loader
 from biggan.eval.agreement import class_agreement, quality_check, train_judge, write_quality
+from biggan.runs import RunStore
 from tests.unit._eval_fixtures import save_tiny_checkpoint, tiny_config
 
 
@@ -53,7 +54,8 @@ def test_agreement_is_high_for_a_class_correct_generator_and_zero_for_a_shuffled
 def test_quality_check_reports_fid_drop_and_agreement(digits_shards, tmp_path):
     cfg = tiny_config(tmp_path, digits_shards)
     checkpoint = save_tiny_checkpoint(cfg, iteration=5, seed=1)
-    result = quality_check(checkpoint, classifier_path=None, per_class=4)
+    store = RunStore(cfg.run_uri)
+    result = quality_check(store, checkpoint, classifier_path=None, per_class=4)
     assert set(result["passes"]) == {"mean_agreement", "min_class_agreement", "fid_drop"}
     assert result["agreement"]["truncation"] == 1.0 and result["agreement_untruncated"]["truncation"] is None
     assert len(result["agreement_untruncated"]["per_class"]) == 10
@@ -61,5 +63,5 @@ def test_quality_check_reports_fid_drop_and_agreement(digits_shards, tmp_path):
     assert abs(result["fid_drop"] - result["fid_untrained"] / result["fid_final"]) < 1e-9
     # A random generator is nowhere near the bar.
     assert result["passes"]["mean_agreement"] is False
-    path = write_quality(cfg.run_dir, result)
+    path = write_quality(store, result)
     assert json.loads(path.read_text())["iteration"] == 5

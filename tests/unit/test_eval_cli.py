@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from biggan.cli import main
-from biggan.cli.evaluate import format_summary
+from biggan.cli.pipeline import format_summary
 
 
 def test_unknown_eval_key_is_a_usage_error(tmp_path):
@@ -21,7 +21,7 @@ def test_bad_eval_value_is_a_usage_error(tmp_path):
 def test_demo_summary_lists_numbers_and_paths():
     point = {"threshold": 1.0, "IS": 2.0, "FID": 10.0}
     text = format_summary({
-        "run_dir": "/r", "checkpoint": "/r/checkpoint_00000040", "metrics": {"IS": 2.5, "FID": 12.0},
+        "run": "/r", "checkpoint": "/r/checkpoint_00000040", "metrics": {"IS": 2.5, "FID": 12.0},
         "operating_points": {"best_fid": point, "max_is": point, "val_is": 3.0,
                              "is_matches_val": {**point, "method": "nearest"}},
         "d_accuracy": {"train": 0.9, "val": 0.6}, "copying_flag": False,
@@ -37,7 +37,7 @@ def test_demo_summary_lists_numbers_and_paths():
 def test_demo_summary_judges_the_bar_including_wall_time():
     point = {"threshold": 1.0, "IS": 2.0, "FID": 10.0}
     summary = {
-        "run_dir": "/r", "checkpoint": "/r/checkpoint_00000040", "metrics": {"IS": 2.5, "FID": 12.0},
+        "run": "/r", "checkpoint": "/r/checkpoint_00000040", "metrics": {"IS": 2.5, "FID": 12.0},
         "operating_points": {"best_fid": point, "max_is": point, "val_is": 3.0},
         "d_accuracy": {"train": 0.9, "val": 0.6}, "copying_flag": False, "sample_sheets": [],
         "truncation_plot": "t.png", "nn_grids": [], "metrics_history": "h.jsonl", "metrics_plot": "h.png",

@@ -59,10 +59,12 @@ def test_memorization_check_of_a_checkpoint(digits_shards, tmp_path):
     torch.set_num_threads(1)
     cfg = tiny_config(tmp_path / "runs", digits_shards)
     ckpt = save_tiny_checkpoint(cfg, iteration=10)
-    summary = memorization_check(ckpt, tmp_path / "mem", num_fake=64)
+    from biggan.runs import RunStore
+
+    summary = memorization_check(RunStore(cfg.run_uri), ckpt, num_fake=64)
     for split in ("train", "val"):
         acc = summary["d_accuracy"][split]
         assert 0.0 <= acc["accuracy"] <= 1.0
         assert acc["accuracy"] == 0.5 * (acc["real_accuracy"] + acc["fake_accuracy"])
     assert set(summary["backbones"]) == {"pixel"}
-    assert json.loads((tmp_path / "mem" / "summary.json").read_text())["iteration"] == 10
+    assert json.loads((tmp_path / "runs" / "tiny" / "memorization" / "summary.json").read_text())["iteration"] == 10

@@ -45,7 +45,9 @@ def test_truncation_curve_writes_consistent_files(digits_shards, tmp_path):
     classifier = ensure_classifier(cfg)
     ctx = eval_context(cfg, classifier.path)
     G, _ = build_models(cfg.model)
-    out = truncation_curve(G, ctx, tmp_path / "trunc", val_is=1.5, num_samples=30, grid_per_class=2)
+    from biggan.storage import location
+
+    out = truncation_curve(G, ctx, location(tmp_path / "trunc"), val_is=1.5, num_samples=30, grid_per_class=2)
 
     table = json.loads((tmp_path / "trunc" / "curve.json").read_text())
     with open(tmp_path / "trunc" / "curve.csv") as handle:

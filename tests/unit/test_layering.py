@@ -1,40 +1,115 @@
-"""The layering rule: the package never imports Prefect; the training loop never imports Ray."""
+"""The layering rules, read from every import statement of the package (an AST walk, imports
+inside functions included):
 
+- nothing in biggan/ but the CLI imports prefect or flows;
+- nothing but the Ray launcher imports ray;
+- train/ and eval/ never import each other;
+- the floors: config/files/storage/presets -> data, models -> sampling -> runs, experiment ->
+  train | eval | interop | export -> cli. A module imports only from its own floor or below.
+"""
+
+from __future__ import annotations
+
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[2] / "biggan"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "biggan"
+
+FLOORS = [
+    ("biggan.config", "biggan.files", "biggan.storage", "biggan.presets"),
+    ("biggan.data", "biggan.models"),
+    ("biggan.sampling",),
+    ("biggan.runs", "biggan.experiment"),
+    ("biggan.train", "biggan.eval", "biggan.interop", "biggan.export"),
+    ("biggan.cli",),
+]
+RAY_LAUNCHER = "biggan.train.launcher"
+SIDE_BY_SIDE = ("biggan.train", "biggan.eval")  # the same floor, never importing each other
 
 
-def _modules(sub: str) -> list[str]:
-    root = PACKAGE.parent
-    return [
-        ".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
-        for p in sorted((PACKAGE / sub).rglob("*.py"))
-    ]
+def _within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
 
 
-def _imported_after(modules: list[str], forbidden: str) -> list[str]:
-    code = (
-        "import importlib, sys\n"
-        f"for m in {modules!r}:\n"
-        "    importlib.import_module(m)\n"
-        f"print(sorted(k for k in sys.modules if k == {forbidden!r} or k.startswith({forbidden!r} + '.')))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return eval(out.stdout.strip())  # a printed list of module names
+def _floor(module: str) -> int | None:
+    for index, names in enumerate(FLOORS):
+        if any(_within(module, name) for name in names):
+            return index
+    return None
 
 
-def test_package_never_imports_prefect():
-    mods = [m for m in _modules("") if not m.startswith("biggan.cli")]
-    assert _imported_after(mods, "prefect") == []
+def module_name(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
 
 
-def test_cli_import_does_not_pull_in_prefect():
-    assert _imported_after(["biggan.cli"], "prefect") == []
+def imports_of(source: str, module: str) -> list[tuple[int, str]]:
+    """(line, imported module) for every import in `source`, at any depth."""
+    found = []
+    package = module if module.endswith("__init__") else module.rsplit(".", 1)[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.extend((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: resolve against the importing package
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            found.append((node.lineno, base))
+            found.extend((node.lineno, f"{base}.{alias.name}") for alias in node.names
+                         if _floor(f"{base}.{alias.name}") is not None and base == "biggan")
+    return found
 
 
-def test_training_loop_never_imports_ray():
-    mods = [m for m in _modules("train") if not m.endswith("launcher")]
-    assert _imported_after(mods, "ray") == []
+def violations(module: str, source: str) -> list[str]:
+    out = []
+    mine = _floor(module)
+    for line, target in imports_of(source, module):
+        where = f"{module}:{line} imports {target}"
+        top = target.split(".")[0]
+        if top in ("prefect", "prefect_ray", "flows") and not _within(module, "biggan.cli"):
+            out.append(f"{where} (only the CLI reaches Prefect and the flows)")
+        if top == "ray" and not _within(module, RAY_LAUNCHER):
+            out.append(f"{where} (only {RAY_LAUNCHER} imports Ray)")
+        theirs = _floor(target)
+        if mine is not None and theirs is not None and theirs > mine:
+            out.append(f"{where} (floor {theirs} above floor {mine})")
+        for a, b in (SIDE_BY_SIDE, SIDE_BY_SIDE[::-1]):
+            if _within(module, a) and _within(target, b):
+                out.append(f"{where} ({a} and {b} never import each other)")
+    return out
+
+
+def test_every_import_of_the_package_keeps_the_layers():
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = module_name(path)
+        assert _floor(module) is not None or module == "biggan", f"{module} is on no floor: add it to FLOORS"
+        found += violations(module, path.read_text())
+    assert found == []
+
+
+def test_the_checker_catches_each_kind_of_violation():
+    source = ("import ray\n"
+              "def f():\n"
+              "    from prefect import flow\n"
+              "    from biggan.eval.scoring import x\n"
+              "    from biggan.cli import main\n"
+              "    import flows.train\n")
+    found = violations("biggan.train.loop", source)
+    assert len(found) == 5, found
+    assert any("only biggan.train.launcher imports Ray" in v for v in found)
+    assert any("never import each other" in v for v in found)
+    assert any("floor 5 above floor 4" in v for v in found)
+    assert violations("biggan.train.launcher", "import ray\nimport ray.train\n") == []
+    assert violations("biggan.models.layers", "from biggan.runs import RunStore\n")  # below may not look up
+    assert violations("biggan.cli.train", "def f():\n    from flows.train import train_biggan_flow\n") == []
+
+
+def test_cli_import_does_not_pull_in_prefect_or_ray():
+    code = ("import sys, biggan.cli\n"
+            "print(sorted({k.split('.')[0] for k in sys.modules} & {'prefect', 'ray', 'flows'}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"

@@ -10,8 +10,9 @@ from PIL import Image
 
 from biggan.config import ModelConfig
 from biggan.models import Generator
-from biggan.eval.sampling import generate, sample_latents, standing_stats_, truncated_normal
-from biggan.eval.sheets import save_interpolations, save_sample_sheet
+from biggan.sampling.latents import sample_latents, truncated_normal
+from biggan.sampling.sheets import save_interpolations, save_sample_sheet
+from biggan.sampling.standing import generate, standing_stats_
 
 torch.set_num_threads(1)
 
@@ -98,12 +99,12 @@ def test_sample_sheet_and_interpolations(tmp_path):
     G = _tiny_g()
     standing_stats_(G, num_classes=5, batches=2, batch_size=8, truncation=None, device="cpu")
     sheet = save_sample_sheet(G, tmp_path / "sheet.png", classes=[0, 1, 2], per_class=4, truncation=0.5, seed=0)
-    with Image.open(sheet) as img:
+    with Image.open(sheet.local_path()) as img:
         assert img.size == (4 * 34 + 2, 3 * 34 + 2)  # 32 px + 2 px padding grid
     for mode in ("z", "class"):
         path = save_interpolations(G, tmp_path / f"interp_{mode}.png", classes=[0, 3], steps=5,
                                    truncation=1.0, seed=0, mode=mode)
-        with Image.open(path) as img:
+        with Image.open(path.local_path()) as img:
             assert img.size == (5 * 34 + 2, 2 * 34 + 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["interp_class.png", "interp_z.png", "sheet.png"]
 

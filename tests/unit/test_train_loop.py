@@ -7,12 +7,13 @@ import json
 import pytest
 import torch
 
-from biggan.config import apply_overrides
+from biggan.config import ConfigError, apply_overrides
 from biggan.presets import digits32
-from biggan.train import checkpoint as ckpt
+from biggan.runs import RunStore
+from biggan.runs.checkpoints import REQUIRED_KEYS
+from biggan.runs.networks import config_of, generator_from_state
 from biggan.train.context import LocalContext
 from biggan.train.loop import train
-from biggan.train.monitor import read_stats
 
 
 class Killed(RuntimeError):
@@ -38,6 +39,7 @@ def tiny(tmp_path, name, **extra):
     overrides = {"run_root": str(tmp_path), "name": name, "cluster.num_workers": 0,
                  "train.iterations": 6, "train.log_every": 2, "train.checkpoint_every": 3,
                  "train.batch_size": 8, "model.ch": 8, "model.shared_dim": 8, "model.dim_z": 16,
+                 "model.num_classes": 10,
                  "train.ema_start": 2, "train.standing_stats_batches": 1, "train.sample_every": 2,
                  "train.keep_checkpoints": 5}
     overrides.update(extra)
@@ -62,42 +64,66 @@ def _assert_same_state(a: dict, b: dict):
                 assert torch.equal(torch.as_tensor(tensor), torch.as_tensor(b[key]["state"][pid][name])), f"{key} {pid} {name}"
 
 
+def _train(cfg, **kw):
+    return train(cfg, LocalContext(), **kw)
+
+
+def _state(cfg, iteration: int) -> dict:
+    store = RunStore(cfg.run_uri)
+    return store.load_state(store.checkpoint(str(iteration)))
+
+
 def test_run_writes_contract_files(tmp_path):
     cfg = tiny(tmp_path, "plain")
-    result = train(cfg, LocalContext(cfg.run_dir), real_batches_fn=synthetic_batches())
+    result = _train(cfg, real_batches_fn=synthetic_batches())
     assert result.iteration == 6 and not result.collapsed
-    run = cfg.run_dir
-    assert json.loads((run / "options.json").read_text())["name"] == "plain"
-    records = read_stats(run / "stats.jsonl")
+    store = RunStore(cfg.run_uri)
+    records = store.stats.read()
     assert [r["iteration"] for r in records] == [2, 3, 4, 6]  # log ticks + checkpoint ticks
     for key in ("loss/D_real", "loss/D_fake", "loss/G", "D_out/real", "D_out/fake", "grad_norm/G",
                 "grad_norm/D", "images_per_s"):
         assert key in records[-1]
     assert any(k.startswith("sv/G/") and k.endswith("/2") for k in records[-1])
     assert any(k.startswith("sv/D/") for k in records[-1])
-    assert [c.iteration for c in ckpt.list_checkpoints(run)] == [3, 6]
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["iter_00000006.png"]
-    assert ckpt.checkpoint_to_evaluate(run).name == "checkpoint_00000006"
-    state = ckpt.load_state(run / "checkpoint_00000006")
-    assert set(ckpt.REQUIRED_KEYS) <= set(state)
-    G, cfg_back, iteration = ckpt.load_generator(run / "checkpoint_00000006")
-    assert iteration == 6 and cfg_back.name == "plain" and not G.training
+    assert [c.iteration for c in store.checkpoints()] == [3, 6]
+    assert [loc.name for loc in store.sample_sheets()] == ["iter_00000006.png"]
+    assert store.checkpoint_to_evaluate().name == "checkpoint_00000006"
+    status = store.read_status()
+    assert status["state"] == "finished" and status["iteration"] == 6 and status["iterations"] == 6
+    state = _state(cfg, 6)
+    assert set(REQUIRED_KEYS) <= set(state)
+    G, cfg_back = generator_from_state(state), config_of(state)
+    assert cfg_back.name == "plain" and not G.training
 
 
-def test_killed_and_resumed_run_matches_uninterrupted(tmp_path):
+def test_killed_and_resumed_run_matches_uninterrupted(tmp_path, capsys):
     straight = tiny(tmp_path, "straight")
-    train(straight, LocalContext(straight.run_dir), real_batches_fn=synthetic_batches())
+    _train(straight, real_batches_fn=synthetic_batches())
 
     broken = tiny(tmp_path, "broken")
     # 3 iterations x (2 D steps) = 6 batches reach the checkpoint at 3; die two steps later.
     with pytest.raises(Killed):
-        train(broken, LocalContext(broken.run_dir), real_batches_fn=synthetic_batches(kill_after=9))
-    assert [c.iteration for c in ckpt.list_checkpoints(broken.run_dir)] == [3]
-    train(broken, LocalContext(broken.run_dir), real_batches_fn=synthetic_batches())
+        _train(broken, real_batches_fn=synthetic_batches(kill_after=9))
+    store = RunStore(broken.run_uri)
+    assert [c.iteration for c in store.checkpoints()] == [3]
+    assert store.read_status()["state"] == "running"  # a killed run says nothing else
+    _train(broken, real_batches_fn=synthetic_batches())
+    # The resume line names the checkpoint it resumed from (in the store, not a temporary copy).
+    assert f"from {store.uri}/checkpoint_00000003 at iteration 3" in capsys.readouterr().out
 
-    _assert_same_state(ckpt.load_state(straight.run_dir / "checkpoint_00000006"),
-                       ckpt.load_state(broken.run_dir / "checkpoint_00000006"))
-    assert [r["iteration"] for r in read_stats(broken.run_dir / "stats.jsonl")] == [2, 3, 4, 6]
+    _assert_same_state(_state(straight, 6), _state(broken, 6))
+    assert [r["iteration"] for r in store.stats.read()] == [2, 3, 4, 6]
+
+
+def test_resume_applies_changed_learning_rate_and_eps(tmp_path):
+    cfg = tiny(tmp_path, "lr")
+    _train(cfg, real_batches_fn=synthetic_batches())
+    more = apply_overrides(cfg, {"train.iterations": 9, "train.g_lr": 1e-5, "train.adam_eps": 1e-3})
+    _train(more, real_batches_fn=synthetic_batches())
+    state = _state(more, 9)
+    group = state["opt_G"]["param_groups"][0]
+    assert group["lr"] == 1e-5 and group["eps"] == 1e-3
+    assert state["opt_D"]["param_groups"][0]["lr"] == cfg.train.d_lr
 
 
 def test_nan_stops_cleanly_and_marks_checkpoint_before(tmp_path):
@@ -113,17 +139,17 @@ def test_nan_stops_cleanly_and_marks_checkpoint_before(tmp_path):
                 x = x * float("nan")
             yield x, torch.randint(10, (micro_batch,), generator=g)
 
-    result = train(cfg, LocalContext(cfg.run_dir), real_batches_fn=poisoned)
+    result = _train(cfg, real_batches_fn=poisoned)
     assert result.collapsed and result.iteration == 9
-    marked = json.loads((cfg.run_dir / "evaluate.json").read_text())
-    assert marked["checkpoint"] == "checkpoint_00000006"
-    assert ckpt.checkpoint_to_evaluate(cfg.run_dir).name == "checkpoint_00000006"
+    store = RunStore(cfg.run_uri)
+    assert store.marked_checkpoint_name() == "checkpoint_00000006"
+    assert store.checkpoint_to_evaluate().name == "checkpoint_00000006"
+    assert store.read_status()["state"] == "collapsed"
 
 
 def test_batch_not_divisible_is_a_clear_error(tmp_path):
-    cfg = tiny(tmp_path, "bad", **{"train.batch_size": 9, "train.accumulation": 2})
-    with pytest.raises(ValueError, match="not divisible"):
-        train(cfg, LocalContext(cfg.run_dir), real_batches_fn=synthetic_batches())
+    with pytest.raises(ConfigError, match="not divisible"):
+        tiny(tmp_path, "bad", **{"train.batch_size": 9, "train.accumulation": 2})
 
 
 def test_accumulation_and_channels_last_run(tmp_path):
@@ -136,6 +162,6 @@ def test_accumulation_and_channels_last_run(tmp_path):
 
     cfg = tiny(tmp_path, "accum", **{"train.accumulation": 2, "train.channels_last": True, "train.iterations": 2,
                                      "train.checkpoint_every": 2, "train.log_every": 1})
-    result = train(cfg, LocalContext(cfg.run_dir), real_batches_fn=recording)
+    result = _train(cfg, real_batches_fn=recording)
     assert seen[0] == 4 and result.iteration == 2
     assert all(torch.isfinite(torch.tensor(v)) for k, v in result.metrics.items() if k.startswith("loss/"))

@@ -1,11 +1,11 @@
-"""Collapse rule (Section 4) on synthetic signal series, and the stats log."""
+"""Collapse rule (Section 4) on synthetic signal series."""
 
 from __future__ import annotations
 
 import math
 
 from biggan.config import CollapseConfig
-from biggan.train.monitor import CollapseDetector, StatsWriter, read_stats, truncate_stats
+from biggan.train.monitor import CollapseDetector
 
 
 def _run(series, svs=None, **cfg):
@@ -65,11 +65,3 @@ def test_state_roundtrip_continues_streak():
     other = CollapseDetector(CollapseConfig(warmup=2, patience=2))
     other.load_state_dict(det.state_dict())
     assert other.update(6, 99.0, {"c": 1.0}).collapsed
-
-
-def test_stats_writer_and_truncate(tmp_path):
-    writer = StatsWriter(tmp_path / "stats.jsonl")
-    for it in (10, 20, 30):
-        writer.write({"iteration": it, "loss": float("nan") if it == 30 else 1.0})
-    truncate_stats(tmp_path / "stats.jsonl", 20)
-    assert [r["iteration"] for r in read_stats(tmp_path / "stats.jsonl")] == [10, 20]

@@ -3,13 +3,12 @@
 Interpolations as in the paper's Figures (Appendix D): z interpolated with the class held
 fixed, and the class embedding interpolated with z held fixed (BigGAN-PyTorch
 `sample_sheet` / `interp_sheet`). Images are drawn in eval mode, so call
-`standing_stats_` (or use the EMA G with its statistics) first.
+`biggan.sampling.standing.standing_stats_` (or use the EMA G with its statistics) first.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from pathlib import Path
 from typing import Literal
 
@@ -17,23 +16,24 @@ import torch
 from torch import Tensor, nn
 from torchvision.utils import save_image
 
-from biggan.eval.sampling import Prior, eval_mode, generate, sample_latents
+from biggan.sampling.latents import Prior, sample_latents
+from biggan.sampling.standing import eval_mode, generate
+from biggan.storage import Location, location
 
 
-def save_grid_atomic(images: Tensor, path: Path, nrow: int, padding: int = 2) -> Path:
-    """images in [-1, 1] -> PNG grid with `nrow` images per row, written via temp + os.replace."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        save_image(images.float().cpu(), tmp, nrow=nrow, normalize=True, value_range=(-1, 1), padding=padding)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; sheets are meant to be looked at by others
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+def grid_png(images: Tensor, nrow: int, padding: int = 2) -> bytes:
+    """images in [-1, 1] -> PNG bytes of a grid with `nrow` images per row."""
+    buffer = io.BytesIO()
+    save_image(images.float().cpu(), buffer, format="png", nrow=nrow, normalize=True, value_range=(-1, 1),
+               padding=padding)
+    return buffer.getvalue()
+
+
+def save_grid_atomic(images: Tensor, path: "Path | str | Location", nrow: int, padding: int = 2) -> Location:
+    """A PNG grid written atomically to a local path or a storage URI."""
+    target = location(path)
+    target.write_bytes(grid_png(images, nrow, padding))
+    return target
 
 
 def _device(G: nn.Module) -> torch.device:
@@ -42,7 +42,7 @@ def _device(G: nn.Module) -> torch.device:
 
 def save_sample_sheet(
     G: nn.Module,
-    path: Path | str,
+    path: "Path | str | Location",
     classes: list[int],  # one row per class
     per_class: int,  # samples per row
     truncation: float | None,
@@ -51,7 +51,7 @@ def save_sample_sheet(
 ) -> Path:
     """A grid with one row of `per_class` samples for each class in `classes`."""
     rows = draw_class_samples(G, classes, per_class, truncation, seed, prior)
-    return save_grid_atomic(torch.cat(rows), Path(path), nrow=per_class)
+    return save_grid_atomic(torch.cat(rows), path, nrow=per_class)
 
 
 def draw_class_samples(
@@ -75,18 +75,19 @@ def draw_class_samples(
     return rows
 
 
-def save_class_folders(rows: list[Tensor], classes: list[int], out: Path) -> list[Path]:
-    """One PNG per sample in `out/<class index>/<n:05d>.png` (issue 6's `biggan sample` layout)."""
+def save_class_folders(rows: list[Tensor], classes: list[int], out: "Path | str | Location") -> list[Location]:
+    """One PNG per sample in `out/<class index>/<n:05d>.png` (the `biggan sample` layout)."""
+    out = location(out)
     paths = []
     for cls, images in zip(classes, rows):
         for n, image in enumerate(images):
-            paths.append(save_grid_atomic(image[None], Path(out) / str(cls) / f"{n:05d}.png", nrow=1, padding=0))
+            paths.append(save_grid_atomic(image[None], out / str(cls) / f"{n:05d}.png", nrow=1, padding=0))
     return paths
 
 
 def save_interpolations(
     G: nn.Module,
-    path: Path | str,
+    path: "Path | str | Location",
     classes: list[int],  # one row per class (mode "class": row r goes classes[r] -> classes[r+1])
     steps: int,  # images per row, endpoints included
     truncation: float | None,
@@ -118,4 +119,4 @@ def save_interpolations(
             raise ValueError(f"unknown interpolation mode {mode!r}; use 'z' or 'class'")
     with eval_mode(G):
         images = G.forward_conditioned(z, cond).cpu()
-    return save_grid_atomic(images, Path(path), nrow=steps)
+    return save_grid_atomic(images, path, nrow=steps)

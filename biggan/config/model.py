@@ -1,0 +1,48 @@
+"""Config of the networks (Section 3, Appendix B)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from biggan.config.base import Strict, check_resolution
+
+
+class ModelConfig(Strict):
+    """Generator and discriminator architecture."""
+
+    resolution: int | None = Field(
+        None, description="image side in px (32, 64, 128, 256, 512); None = the shard set's (dataset.json)")
+    num_classes: int | None = Field(
+        None, ge=1, description="classes the model conditions on; None = the shard set's (dataset.json)")
+    ch: int = Field(96, ge=1, description="channel multiplier of G (Table 1: 64 or 96)")
+    d_ch: int | None = Field(None, ge=1, description="channel multiplier of D; None = same as ch")
+    dim_z: int | None = Field(None, ge=1, description="latent size; None = the paper's for the resolution")
+    shared_dim: int = Field(128, ge=1, description="shared class embedding size (Section 3)")
+    shared: bool = Field(True, description="shared embedding projected to every BN (Table 1 'Shared')")
+    hier: bool = Field(True, description="hierarchical latents: z split across blocks (Table 1 'Hier.')")
+    g_attention: int | None = Field(
+        -1, description="resolution of G's non-local block; -1 = the paper's, None = none")
+    d_attention: int | None = Field(
+        -1, description="resolution of D's non-local block; -1 = the paper's, None = none")
+    sn_eps: float = Field(1e-4, gt=0, description="spectral norm epsilon (Appendix C: raised to 1e-4)")
+    bn_eps: float = Field(1e-4, gt=0, description="batch norm epsilon (Appendix C: raised to 1e-4)")
+    sn_power_iterations: int = Field(1, ge=1, description="power iterations per forward of every SN layer")
+    sn_tracked_svs: int = Field(
+        3, ge=1, description="singular values tracked per SN layer for monitoring (Section 4.1: top 3)")
+    latent: Literal["normal", "bernoulli", "censored_normal"] = Field(
+        "normal", description="prior of z (Appendix E)")
+
+    _resolution = field_validator("resolution")(check_resolution)
+
+    @property
+    def discriminator_ch(self) -> int:
+        return self.d_ch if self.d_ch is not None else self.ch
+
+    def require_data_fields(self) -> None:
+        """Models are built only from a resolved config (see biggan.experiment)."""
+        missing = [key for key in ("resolution", "num_classes") if getattr(self, key) is None]
+        if missing:
+            raise ValueError(f"model.{' and model.'.join(missing)} not resolved: they default to the shard "
+                             f"set's dataset.json, so resolve the config against its data first")

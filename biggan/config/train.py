@@ -1,0 +1,66 @@
+"""Config of optimisation (Section 3, Appendix C) and of the collapse rule (Section 4).
+
+Defaults are the paper's values unless a description says otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from biggan.config.base import Strict
+
+
+class CollapseConfig(Strict):
+    """Stop rule for training collapse (Section 4): stop just after, evaluate just before."""
+
+    enabled: bool = Field(True, description="apply the collapse rule")
+    d_loss_jump: float = Field(10.0, gt=1, description="trip when D's loss exceeds this x its running median")
+    # Hinge D loss is 2 when D outputs 0 (chance); a noisy minibatch loss below that is not the
+    # collapse spike of Section 4, however small the running median has become.
+    d_loss_floor: float = Field(2.0, ge=0, description="the D-loss jump must also exceed this (hinge at chance: 2)")
+    sv_explosion: float = Field(
+        20.0, gt=1, description="trip when a layer's top singular value exceeds this x its running median")
+    patience: int = Field(2, ge=1, description="consecutive tripping log intervals that stop the run")
+    window: int = Field(20, ge=2, description="log intervals in the running medians")
+    warmup: int = Field(5, ge=0, description="log intervals before the rule is armed")
+
+
+class TrainConfig(Strict):
+    """Optimisation."""
+
+    iterations: int = Field(150_000, ge=1, description="G steps to train for")
+    batch_size: int = Field(
+        2048, ge=1, description="global batch per G step (all workers x accumulation x micro-batch)")
+    accumulation: int = Field(1, ge=1, description="micro-batches per step per worker")
+    d_steps: int = Field(2, ge=1, description="D steps per G step (Appendix C: 2)")
+    g_lr: float = Field(5e-5, gt=0, description="G learning rate (Appendix C: 5e-5)")
+    d_lr: float = Field(2e-4, gt=0, description="D learning rate (Appendix C: 2e-4)")
+    betas: tuple[float, float] = Field((0.0, 0.999), description="Adam betas, each in [0, 1) (Appendix C)")
+    adam_eps: float = Field(
+        1e-6, gt=0, description="Adam epsilon (paper silent; BigGAN-PyTorch's launch scripts use 1e-6)")
+    ortho: bool = Field(True, description="modified orthogonal regularization on G (Section 3.1, eq. 3)")
+    ortho_beta: float = Field(1e-4, ge=0, description="ortho regularization strength beta (Section 3.1)")
+    ema_decay: float = Field(0.9999, ge=0, lt=1, description="EMA decay of G's weights (Appendix C)")
+    ema_start: int = Field(
+        20_000, ge=0, description="iteration EMA starts at (paper silent; BigGAN-PyTorch: 20000)")
+    seed: int = Field(0, description="seed of initialisation, data order and latents")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast (GPU) or fp32")
+    channels_last: bool = Field(False, description="channels_last memory format for G and D")
+    checkpoint_every: int = Field(2000, ge=1, description="iterations between checkpoints")
+    keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept (plus the best and the marked)")
+    best_metric: str | None = Field(
+        "loss/G", description="stats value that picks the kept 'best' checkpoint before any FID exists")
+    best_mode: Literal["min", "max"] = Field("min", description="best = lowest (min) or highest (max) best_metric")
+    log_every: int = Field(100, ge=1, description="iterations between stats records and progress lines")
+    sample_every: int = Field(1, ge=1, description="checkpoints between sample sheets")
+    standing_stats_batches: int = Field(16, ge=1, description="forward passes of standing statistics (Appendix C.1)")
+    collapse: CollapseConfig = Field(CollapseConfig(), description="the collapse stop rule (Section 4)")
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in value):
+            raise ValueError(f"each Adam beta must be in [0, 1), got {list(value)}")
+        return value

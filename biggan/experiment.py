@@ -1,0 +1,172 @@
+"""From what a user typed (preset, overrides, shards, name, resume) to one validated
+ExperimentConfig, before any Ray worker or Prefect task starts: the CLI (`--dry-run`
+included) and the `train-biggan` flow both call `resolve_experiment`. No Ray here.
+
+- A new run gets a new name (`--name`, else `00007-<preset>`) and never lands in an old run.
+- `model.resolution` and `model.num_classes` default to the shard set's dataset.json; an
+  explicit value that conflicts stops here with both values.
+- Resuming is explicit (`resume=NAME|latest|URI`): the run's own options.json is the base, and
+  only the keys in SAFE_ON_RESUME may change; any other difference stops here, naming the keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from biggan.config import ConfigError, ExperimentConfig, apply_overrides
+from biggan.data.info import DatasetInfo, load_dataset_info
+from biggan.presets import get_preset
+from biggan.runs.naming import find_run, next_run_name
+from biggan.runs.store import RunStore
+from biggan.storage import location, normalize
+
+# Keys that may change when a run resumes, and take effect there (the loop re-applies learning
+# rates, betas and eps to the restored optimizers). A dotted prefix ending in "." covers a section.
+# Everything else (architecture, data, batch, seed, losses) would make the resumed run a
+# different experiment from the one its checkpoints belong to.
+SAFE_ON_RESUME = (
+    "train.iterations", "train.g_lr", "train.d_lr", "train.betas", "train.adam_eps", "train.ema_decay",
+    "train.accumulation", "train.precision", "train.channels_last",
+    "train.checkpoint_every", "train.keep_checkpoints", "train.best_metric", "train.best_mode",
+    "train.log_every", "train.sample_every", "train.standing_stats_batches", "train.collapse.",
+    "data.loader_workers", "data.shuffle_buffer", "cluster.", "eval.",
+)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _safe(key: str) -> bool:
+    return any(key == s or (s.endswith(".") and key.startswith(s)) for s in SAFE_ON_RESUME)
+
+
+# Where a run is, not what it is: a run copied to another store resumes there.
+_LOCATION_KEYS = {"run_root", "name"}
+
+
+def changed_keys(before: ExperimentConfig, after: ExperimentConfig) -> list[str]:
+    a, b = _flatten(before.model_dump(mode="json")), _flatten(after.model_dump(mode="json"))
+    return sorted(key for key in set(a) | set(b) if a.get(key) != b.get(key) and key not in _LOCATION_KEYS)
+
+
+def shard_pairs(shards: str) -> dict[str, Any]:
+    """`shards` is a shard set (dataset.json; a sibling `val/` is the held-out split) or a root
+    holding `train/` and `val/` as `biggan shard` writes them; local folder or URI."""
+    root = location(shards)
+    if (root / "dataset.json").is_file():
+        val = root.parent / "val"
+        has_val = val.path != root.path and (val / "dataset.json").is_file()
+        return {"data.train_shards": root.uri, "data.val_shards": val.uri if has_val else None}
+    if (root / "train" / "dataset.json").is_file():
+        val = root / "val"
+        return {"data.train_shards": (root / "train").uri,
+                "data.val_shards": val.uri if (val / "dataset.json").is_file() else None}
+    raise ConfigError(f"shards {root.uri} holds neither dataset.json nor train/dataset.json; "
+                      f"shard the data first (`biggan shard ...`)")
+
+
+def _data_info(uri: str, what: str) -> DatasetInfo:
+    try:
+        return load_dataset_info(uri)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {uri} has no dataset.json; shard the data first (`biggan shard ...`) "
+                          f"or point --shards at a shard set") from None
+
+
+def apply_data_defaults(cfg: ExperimentConfig, explicit: set[str]) -> ExperimentConfig:
+    """Fill model.resolution / model.num_classes from the training shards; refuse conflicts.
+
+    `explicit`: dotted keys the user set (a preset's resolution counts as explicit: it is the
+    architecture the preset names)."""
+    info = _data_info(cfg.data.train_shards, "data.train_shards")
+    updates: dict[str, Any] = {}
+    for key, data_value in (("resolution", info.resolution), ("num_classes", info.num_classes)):
+        value = getattr(cfg.model, key)
+        if value is None:
+            updates[f"model.{key}"] = data_value
+        elif value != data_value:
+            origin = "set" if f"model.{key}" in explicit else f"preset {cfg.preset}'s"
+            raise ConfigError(
+                f"model.{key} is {value} ({origin}) but the shard set {cfg.data.train_shards} has "
+                f"{data_value} {'px images' if key == 'resolution' else 'classes'}; "
+                + ("reshard at that resolution or pick a preset of the shards' resolution"
+                   if key == "resolution" else f"drop the override or --set model.num_classes={data_value}"))
+    if cfg.data.val_shards is not None:
+        val = _data_info(cfg.data.val_shards, "data.val_shards")
+        if (val.resolution, val.num_classes) != (info.resolution, info.num_classes):
+            raise ConfigError(f"the val shards {cfg.data.val_shards} ({val.resolution} px, {val.num_classes} "
+                              f"classes) do not match the train shards ({info.resolution} px, "
+                              f"{info.num_classes} classes)")
+    return apply_overrides(cfg, updates) if updates else cfg  # type: ignore[return-value]
+
+
+def _normalized(cfg: ExperimentConfig) -> ExperimentConfig:
+    data = cfg.data.model_copy(update={
+        "train_shards": normalize(cfg.data.train_shards),
+        "val_shards": None if cfg.data.val_shards is None else normalize(cfg.data.val_shards)})
+    return cfg.model_copy(update={"run_root": normalize(cfg.run_root), "data": data})
+
+
+def resolve_experiment(
+    preset: str | None = None,  # named experiment for a new run (ignored when resuming)
+    overrides: dict[str, Any] | None = None,  # dotted keys, e.g. {"train.iterations": 100}
+    shards: str | None = None,  # shard set or root (train/ + val/): local folder or URI
+    num_workers: int | None = None,  # Ray Train workers (0 = in-process)
+    use_gpu: bool | None = None,
+    name: str | None = None,  # new run's name; None = numbered
+    resume: str | None = None,  # NAME | latest | run path/URI: resume that run instead
+    store: str | None = None,  # run store (local folder or URI); None = config's run_root
+) -> ExperimentConfig:
+    """One validated, fully resolved ExperimentConfig (raises ConfigError with one line)."""
+    pairs: dict[str, Any] = dict(overrides or {})
+    if shards is not None:
+        pairs.update(shard_pairs(shards))
+    if num_workers is not None:
+        pairs["cluster.num_workers"] = num_workers
+    if use_gpu is not None:
+        pairs["cluster.use_gpu"] = use_gpu
+    if store is not None:
+        pairs["run_root"] = store
+    if resume is not None:
+        cfg = _resume(resume, pairs, store)
+    else:
+        if name is not None:
+            pairs["name"] = name
+        cfg = _normalized(apply_overrides(get_preset(preset or "digits32"), pairs))  # type: ignore[arg-type]
+        cfg = apply_data_defaults(cfg, set(pairs))
+        root = location(cfg.run_root)
+        if cfg.name is None:
+            cfg = cfg.model_copy(update={"name": next_run_name(root, cfg.preset or "run")})
+        elif RunStore(root / cfg.name).exists():
+            raise ConfigError(f"run {cfg.name} already exists in {root.uri}; resume it with --resume "
+                              f"{cfg.name}, or pick another --name")
+    _check_devices(cfg)
+    return cfg
+
+
+def _resume(ref: str, pairs: dict[str, Any], store: str | None) -> ExperimentConfig:
+    run = find_run(store or pairs.get("run_root") or "runs", ref)
+    base = ExperimentConfig.model_validate(run.read_options())
+    # The run stays where it is, under its own name: both follow from its location.
+    pairs = {**pairs, "run_root": run.location.parent.uri, "name": run.name}
+    resumed = _normalized(apply_overrides(base, pairs))  # type: ignore[arg-type]
+    refused = [key for key in changed_keys(base, resumed) if not _safe(key)]
+    if refused:
+        raise ConfigError(f"cannot resume {run.uri} with {', '.join(refused)} changed: they define the "
+                          f"experiment its checkpoints belong to (start a new run instead)")
+    return apply_data_defaults(resumed, set())
+
+
+def _check_devices(cfg: ExperimentConfig) -> None:
+    if cfg.cluster.use_gpu and cfg.cluster.num_workers == 0:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("cluster.use_gpu is set but no GPU is visible in this process")

@@ -1,0 +1,92 @@
+"""Everything a training run carries from one iteration to the next, as one object with its
+two halves `state_dict()` / `load_state_dict()` (torchtitan's checkpointer habit): the run store
+saves what the first returns and a resumed run hands it back to the second."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from biggan.config import ExperimentConfig
+from biggan.models import Generator, build_models
+from biggan.models.batchnorm import CrossReplicaReducer, set_bn_reducer
+from biggan.train import dist
+from biggan.train.ema import EMA
+from biggan.train.monitor import CollapseDetector
+
+
+@dataclass
+class TrainingState:
+    G: Generator  # trained G (cross-replica BN when distributed)
+    D: torch.nn.Module  # discriminator
+    G_ema: Generator  # EMA of G's weights, sampled from (local BN)
+    opt_G: torch.optim.Adam
+    opt_D: torch.optim.Adam
+    ema: EMA  # updates G_ema from G
+    detector: CollapseDetector  # the collapse rule's running medians
+    latent_rng: torch.Generator  # draws the fakes' z and y
+
+    def state_dict(self, cfg: ExperimentConfig, iteration: int, world: int, micro_batch: int) -> dict[str, Any]:
+        return {
+            "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
+            "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "iteration": iteration,
+            "rng": {"torch": torch.get_rng_state(), "latent": self.latent_rng.get_state()},
+            "data": {"segment_start": iteration, "seed": cfg.train.seed, "world_size": world,
+                     "micro_batch": micro_batch,
+                     "images_seen": iteration * cfg.train.batch_size * cfg.train.d_steps},
+            "config": cfg.model_dump(mode="json"), "monitor": self.detector.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any], cfg: ExperimentConfig) -> int:
+        """Restore weights, optimizers and the collapse monitor; returns the iteration.
+
+        The optimizers' hyper-parameters then come from `cfg`, not from the checkpoint: a run
+        resumed with a new learning rate, betas or eps (biggan.experiment.SAFE_ON_RESUME) uses
+        them, instead of silently keeping the values saved in the optimizer state.
+        """
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        apply_optimizer_settings(self.opt_G, cfg.train.g_lr, cfg)
+        apply_optimizer_settings(self.opt_D, cfg.train.d_lr, cfg)
+        if "monitor" in state:
+            self.detector.load_state_dict(state["monitor"])
+        return int(state["iteration"])
+
+
+def apply_optimizer_settings(optimizer: torch.optim.Optimizer, lr: float, cfg: ExperimentConfig) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        group["betas"] = tuple(cfg.train.betas)
+        group["eps"] = cfg.train.adam_eps
+
+
+def build_training_state(cfg: ExperimentConfig, device: torch.device, world: int) -> TrainingState:
+    """Networks, optimizers, EMA and monitor, initialised identically on every rank."""
+    tcfg = cfg.train
+    torch.manual_seed(tcfg.seed)  # same initialisation everywhere; the loop broadcasts to be certain
+    G, D = build_models(cfg.model)
+    G_ema = Generator(cfg.model)  # local BN reducer: sampling on rank 0 alone must not all-reduce
+    G_ema.load_state_dict(G.state_dict())
+    memory_format = torch.channels_last if tcfg.channels_last else torch.contiguous_format
+    for net in (G, D, G_ema):
+        net.to(device=device, memory_format=memory_format)
+        net.train()
+    G_ema.eval()
+    if world > 1:
+        set_bn_reducer(G, CrossReplicaReducer())  # cross-replica BN (Section 3 / Appendix C)
+    opt_G = torch.optim.Adam(G.parameters(), lr=tcfg.g_lr, betas=tcfg.betas, eps=tcfg.adam_eps)
+    opt_D = torch.optim.Adam(D.parameters(), lr=tcfg.d_lr, betas=tcfg.betas, eps=tcfg.adam_eps)
+    return TrainingState(G=G, D=D, G_ema=G_ema, opt_G=opt_G, opt_D=opt_D,
+                         ema=EMA(G, G_ema, tcfg.ema_decay, tcfg.ema_start),
+                         detector=CollapseDetector(tcfg.collapse),
+                         latent_rng=torch.Generator(device=device))
+
+
+def broadcast_initial_weights(state: TrainingState) -> None:
+    for net in (state.G, state.D, state.G_ema):
+        dist.broadcast_module_(net)
