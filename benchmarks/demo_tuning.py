@@ -36,7 +36,7 @@ def main() -> None:
     from biggan.data.demo import write_demo_data
     from biggan.data.shard import shard_dataset
     from biggan.eval.agreement import class_agreement, train_judge
-    from biggan.eval.scoring import prepare_generator
+    from biggan.sampling.standing import standing_stats_
     from biggan.presets import digits32
     from biggan.runs import RunStore
     from biggan.runs.networks import config_of, generator_from_state
@@ -79,7 +79,8 @@ def main() -> None:
             G, run_cfg = generator_from_state(state, ema=ema), config_of(state)
             # Standing statistics from the full prior, samples at threshold 1.0 (how the README
             # table was measured; the demo's quality check takes both at 1.0).
-            prepare_generator(G, run_cfg, None)
+            standing_stats_(G, run_cfg.model.num_classes, run_cfg.eval.standing_passes, run_cfg.eval.standing_batch,
+                            None, "cpu", prior=run_cfg.model.latent, seed=run_cfg.eval.seed)
             agreement = class_agreement(G, judge, run_cfg.model.num_classes, args.per_class, truncation=1.0)
             row["ema" if ema else "G"] = (agreement["mean"], agreement["min"])
         rows.append(row)

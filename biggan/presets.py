@@ -39,6 +39,7 @@ def imagenet128(
         model=ModelConfig(resolution=128, ch=ch, dim_z=120, shared=shared, hier=hier),
         train=TrainConfig(batch_size=2048, ortho=ortho, precision="bf16", channels_last=True),
         cluster=ClusterConfig(num_workers=8, use_gpu=True, cpus_per_worker=8),
+        eval=EvalConfig(standing_passes=100),  # Appendix C.1: "typically 100" forward passes
     )
 
 
@@ -75,7 +76,7 @@ def jft256(shards: str = f"{DEFAULT_SHARD_ROOT}/jft256", ch: int = 128) -> Exper
         update={
             "preset": "jft256",
             "model": ModelConfig(resolution=256, ch=ch, dim_z=140),
-            "eval": EvalConfig(feature_extractor="dataset-classifier"),
+            "eval": EvalConfig(feature_extractor="dataset-classifier", standing_passes=100),
         }
     )
 
@@ -110,7 +111,8 @@ def digits32(shards: str = f"{DEFAULT_SHARD_ROOT}/digits") -> ExperimentConfig:
         ),
         cluster=ClusterConfig(num_workers=2, use_gpu=False, cpus_per_worker=1),
         eval=EvalConfig(num_samples=2000, batch_size=100, feature_extractor="dataset-classifier",
-                        classifier_epochs=8, nn_backbone="efficientnet-lite0"),
+                        classifier_epochs=8, nn_backbone="efficientnet-lite0", standing_passes=8,
+                        standing_batch=100),
     )
 
 

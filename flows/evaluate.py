@@ -1,13 +1,14 @@
 """Prefect flows of the evaluation area:
 
-- `evaluate-biggan` (scheduled in prefect.yaml): score every checkpoint of a run not yet in its
-  metrics history, append the records, redraw the FID/IS-over-iterations plot.
+- `evaluate-biggan` (scheduled and triggered in prefect.yaml): score every checkpoint of a run
+  that its metrics have not scored yet, record them, redraw the FID/IS-over-iterations plot.
 - `truncation-curve`: Section 3.1's IS-vs-FID sweep and Table 2's operating points.
-- `memorization-check`: D accuracy train vs val (Section 4.2) and nearest neighbours (Appendix A).
+- `memorization-check`: D accuracy on real train vs held-out images (Section 4.2) and nearest
+  neighbours (Appendix A).
 - `train-dataset-classifier`: the feature extractor trained on the dataset's own shards.
 
-Every task calls a biggan.eval function; no tensor work happens here. The pipeline flow reuses
-these tasks to run the three evaluation nodes in parallel.
+Every task calls a biggan.eval function; no tensor work happens here. With `ray_address`, the
+scoring tasks run as Ray tasks (prefect-ray) that can ask for GPUs (`gpus_per_task`).
 """
 
 from __future__ import annotations
@@ -15,46 +16,41 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from biggan.config import ExperimentConfig
+from biggan.config import EvalConfig, ExperimentConfig
 from biggan.eval import history
 from biggan.eval.memorization import memorization_check
-from biggan.eval.scoring import ensure_classifier, evaluate_checkpoint, load_run_config
+from biggan.eval.session import ensure_classifier, with_eval
 from biggan.eval.truncation import truncation_curve_of_checkpoint
 from biggan.runs import RunStore
+from flows.artifacts import publish_evaluation, publish_memorization, publish_truncation
+from flows.runners import remote_gpus, task_runner
 
 # Tasks are NO_CACHE: each underlying function is idempotent on disk instead (the classifier is
-# reused from its fingerprint-keyed folder, reference statistics from torch-fidelity's cache,
-# evaluated checkpoints from the metrics history), which survives Prefect server restarts and
-# notices deleted outputs, unlike a Prefect result cache.
+# reused from its fingerprint-keyed folder, reference statistics from the cache, scored
+# checkpoints from the metric histories), which survives Prefect server restarts and notices
+# deleted outputs, unlike a Prefect result cache.
 
 
 @task(cache_policy=NO_CACHE)
 def run_config_task(run: str, eval_overrides: dict[str, Any]) -> ExperimentConfig:
     """The run's options.json with eval overrides applied."""
-    return load_run_config(run, eval_overrides)
+    cfg = ExperimentConfig.model_validate(RunStore(run).read_options())
+    return with_eval(cfg, eval_overrides or None)
 
 
 @task(cache_policy=NO_CACHE, retries=1)
 def dataset_classifier_task(config: ExperimentConfig) -> str | None:
     """Train the dataset classifier once per shard set (cached by fingerprint); None if unused."""
-    trained = ensure_classifier(config)
+    from biggan.eval.device import resolve_device
+
+    trained = ensure_classifier(config, resolve_device(config.eval.device))
     if trained is None:
         return None
     get_run_logger().info("dataset classifier %s (%s): train acc %.3f, val acc %s", trained.path,
                           "reused" if trained.cached else "trained", trained.train_accuracy, trained.val_accuracy)
-    from biggan.eval.features import dataset_classifier_extractor
-
-    dataset_classifier_extractor(trained.path)  # register in this process before parallel nodes start
     return str(trained.path)
-
-
-@task(cache_policy=NO_CACHE)
-def pending_checkpoints_task(run: str) -> list[str]:
-    """Names of the run's checkpoints not yet in its metrics history."""
-    return [info.name for info in history.unevaluated_checkpoints(RunStore(run))]
 
 
 @task(cache_policy=NO_CACHE)
@@ -65,18 +61,9 @@ def checkpoint_to_evaluate_task(run: str, checkpoint: str | None) -> str:
 
 
 @task(cache_policy=NO_CACHE, retries=1)
-def evaluate_checkpoint_task(run: str, checkpoint: str, classifier: str | None, config: ExperimentConfig) -> dict:
-    """IS/FID of one checkpoint's EMA G (standing stats) against the cached reference."""
-    store = RunStore(run)
-    return evaluate_checkpoint(store, store.checkpoint(checkpoint), classifier, config.eval)
-
-
-@task(cache_policy=NO_CACHE)
-def record_history_task(run: str, record: dict) -> str:
-    """Append one evaluation to the run's metrics_history.jsonl."""
-    store = RunStore(run)
-    store.history.append(record)
-    return store.history.loc.uri
+def score_checkpoint_task(run: str, checkpoint: str, classifier: str | None, eval_cfg: EvalConfig) -> dict:
+    """eval.metrics of one checkpoint's EMA G (standing stats), recorded in the run's metric histories."""
+    return history.score_checkpoint(RunStore(run), checkpoint, eval_cfg, classifier)
 
 
 @task(cache_policy=NO_CACHE)
@@ -87,91 +74,59 @@ def plot_history_task(run: str) -> str | None:
 
 
 @task(cache_policy=NO_CACHE, retries=1)
-def truncation_curve_task(run: str, checkpoint: str, classifier: str | None, config: ExperimentConfig) -> dict:
+def truncation_curve_task(run: str, checkpoint: str, classifier: str | None, eval_cfg: EvalConfig) -> dict:
     """Sweep truncation thresholds; write <run>/truncation/."""
-    store = RunStore(run)
-    return truncation_curve_of_checkpoint(store, store.checkpoint(checkpoint), classifier, config.eval)
+    return truncation_curve_of_checkpoint(RunStore(run), checkpoint, eval_cfg, classifier)
 
 
 @task(cache_policy=NO_CACHE, retries=1)
-def memorization_task(run: str, checkpoint: str, config: ExperimentConfig) -> dict:
-    """D accuracy train vs val and class-wise nearest neighbours; write <run>/memorization/."""
-    store = RunStore(run)
-    return memorization_check(store, store.checkpoint(checkpoint), config.eval)
-
-
-# --------------------------------------------------------------------------- artifacts
+def memorization_task(run: str, checkpoint: str, eval_cfg: EvalConfig) -> dict:
+    """D accuracy on real train vs held-out images and class-wise nearest neighbours; <run>/memorization/."""
+    return memorization_check(RunStore(run), checkpoint, eval_cfg)
 
 
 @task(cache_policy=NO_CACHE, retries=1)
 def quality_check_task(run: str, checkpoint: str, classifier: str | None) -> dict:
-    """Class agreement (independent judge) and the FID drop from the untrained G; written to
-    <run>/quality.json."""
+    """Class agreement (independent judge) and the FID drop from the untrained G; <run>/quality.json."""
     from biggan.eval.agreement import quality_check, write_quality
 
     store = RunStore(run)
-    result = quality_check(store, store.checkpoint(checkpoint), classifier)
+    result = quality_check(store, checkpoint, classifier)
     write_quality(store, result)
     return result
 
 
-def slug(name: str) -> str:
-    """Artifact keys: lowercase letters, digits and dashes only (NOTES.md)."""
-    text = "".join(c if c.isalnum() else "-" for c in name.lower())
-    return "-".join(part for part in text.split("-") if part) or "run"
+@flow(name="score-checkpoints")
+def score_checkpoints_flow(run: str, checkpoints: list[str], classifier: str | None, eval_cfg: EvalConfig,
+                           gpus_per_task: float = 0) -> list[dict]:
+    """Score checkpoints on this flow's task runner (one at a time on threads; Ray tasks in parallel)."""
+    logger = get_run_logger()
+    with remote_gpus(gpus_per_task):
+        futures = [score_checkpoint_task.submit(run, name, classifier, eval_cfg) for name in checkpoints]
+    records = []
+    for future in futures:
+        record = future.result()
+        logger.info("%s: %s", record["checkpoint"], {k: round(v, 3) for k, v in record["metrics"].items()})
+        records.append(record)
+    return records
 
 
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def publish_evaluation(run_name: str, records: list[dict], plot: str | None) -> None:
-    rows = [{"checkpoint": r["checkpoint"], "iteration": r["iteration"],
-             **{k: round(v, 4) for k, v in r["metrics"].items()}} for r in records]
-    if rows:
-        create_table_artifact(key=f"evaluation-{slug(run_name)}", table=rows,
-                              description=f"IS/FID of newly evaluated checkpoints of {run_name}")
-    create_markdown_artifact(
-        key=f"metrics-history-{slug(run_name)}",
-        markdown=(f"# Metrics history of `{run_name}`\n\n{len(records)} checkpoint(s) evaluated this run.\n\n"
-                  f"- plot: `{plot}`\n"),
-        description="FID and IS over training iterations")
-
-
-def publish_truncation(run_name: str, result: dict) -> None:
-    create_table_artifact(key=f"truncation-curve-{slug(run_name)}",
-                          table=[{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
-                                 for row in result["rows"]],
-                          description="IS and FID per truncation threshold (Section 3.1)")
-    points = result["operating_points"]
-    lines = [f"# Table 2 operating points of `{run_name}` ({result['checkpoint']})\n",
-             "| point | threshold | IS | FID |", "|---|---|---|---|"]
-    for key, label in (("best_fid", "best FID"), ("is_matches_val", "IS = real val IS"), ("max_is", "max IS")):
-        p = points.get(key)
-        if p is not None:
-            lines.append(f"| {label} | {_fmt(p['threshold'])} | {_fmt(p['IS'])} | {_fmt(p['FID'])} |")
-    lines += ["", f"real validation IS: {_fmt(points['val_is'])}", "", f"- plot: `{result['plot']}`",
-              f"- table: `{result['csv']}`", *(f"- grid at {t}: `{g}`" for t, g in result["grids"].items())]
-    create_markdown_artifact(key=f"truncation-points-{slug(run_name)}", markdown="\n".join(lines),
-                             description="Best FID, FID at real IS, FID at max IS")
-
-
-def publish_memorization(run_name: str, result: dict) -> None:
-    acc = result["d_accuracy"]
-    lines = [f"# Memorization check of `{run_name}` ({result['checkpoint']})\n",
-             f"D accuracy (real vs generated): train {acc['train']['accuracy']:.3f}, "
-             f"val {acc['val']['accuracy']:.3f} (Section 4.2: >98% vs 50-55% for an uncollapsed D)\n",
-             "| backbone | generated NN median | held-out NN median | ratio | copying |", "|---|---|---|---|---|"]
-    for name, s in result["backbones"].items():
-        lines.append(f"| {name} | {s['generated']['median']:.4g} | {s['heldout']['median']:.4g} | "
-                     f"{s['ratio_of_medians']:.3f} | {s['copying_flag']} |")
-    lines += ["", *(f"- grid ({n}): `{s['grid']}`" for n, s in result["backbones"].items()),
-              f"- distance plot: `{result['distance_plot']}`"]
-    create_markdown_artifact(key=f"memorization-{slug(run_name)}", markdown="\n".join(lines),
-                             description="D accuracy and nearest-neighbour copy check")
-
-
-# --------------------------------------------------------------------------- flows
+def score_pending(run: str, config: ExperimentConfig, ray_address: str | None = None,
+                  gpus_per_task: float = 0) -> dict:
+    """The evaluate node, shared by the flow and the pipeline: watch the run, score what is pending."""
+    store = RunStore(run)
+    ecfg = config.eval
+    store.evaluations.watch(ecfg.metrics, ecfg.truncation)  # from now on pruning keeps unscored checkpoints
+    pending = [info.name for info in history.pending_checkpoints(store, ecfg.metrics, ecfg.truncation)]
+    get_run_logger().info("%s: %d checkpoint(s) to evaluate (%s)", run, len(pending), ", ".join(ecfg.metrics))
+    records = []
+    if pending:
+        classifier = dataset_classifier_task(config)
+        # A scoring pass uses every core (or the GPU) it gets: one at a time here, in parallel on Ray.
+        runner = task_runner(ray_address, threads=1)
+        records = score_checkpoints_flow.with_options(task_runner=runner)(run, pending, classifier, ecfg,
+                                                                          gpus_per_task)
+    return {"records": records, "plot": plot_history_task(run)}
 
 
 @flow(name="train-dataset-classifier")
@@ -181,24 +136,20 @@ def dataset_classifier_flow(run: str, eval_overrides: dict[str, Any] = {}) -> st
 
 
 @flow(name="evaluate-biggan")
-def evaluate_biggan_flow(run: str, eval_overrides: dict[str, Any] = {}) -> dict:  # noqa: B006
-    """Evaluate the run's checkpoints that are not yet in its metrics history; redraw the plot."""
+def evaluate_biggan_flow(run: str, eval_overrides: dict[str, Any] = {},  # noqa: B006 (Prefect form default)
+                         ray_address: str | None = None, gpus_per_task: float = 0) -> dict:
+    """Evaluate the run's checkpoints that are not yet scored; redraw the plot. A run that does
+    not exist yet (a schedule set up before training starts) is a no-op, not a failure."""
     logger = get_run_logger()
+    store = RunStore(run)
+    if not store.exists():
+        logger.info("%s does not exist yet: nothing to evaluate", run)
+        return {"run": run, "evaluated": [], "records": [], "plot": None}
     config = run_config_task(run, dict(eval_overrides or {}))
-    pending = pending_checkpoints_task(run)
-    logger.info("%s: %d checkpoint(s) to evaluate", run, len(pending))
-    records = []
-    if pending:
-        classifier = dataset_classifier_task(config)
-        for checkpoint in pending:
-            record = evaluate_checkpoint_task(run, checkpoint, classifier, config)
-            record_history_task(run, record)
-            logger.info("%s: %s", record["checkpoint"], {k: round(v, 3) for k, v in record["metrics"].items()})
-            records.append(record)
-    plot = plot_history_task(run)
-    publish_evaluation(config.name, records, plot)
-    return {"run": run, "evaluated": [r["checkpoint"] for r in records], "records": records,
-            "history": RunStore(run).history.loc.uri, "plot": plot}
+    scored = score_pending(run, config, ray_address, gpus_per_task)
+    publish_evaluation(config.name, scored["records"], scored["plot"])
+    return {"run": run, "evaluated": [r["checkpoint"] for r in scored["records"]], "records": scored["records"],
+            "plot": scored["plot"]}
 
 
 @flow(name="truncation-curve")
@@ -208,7 +159,7 @@ def truncation_curve_flow(run: str, checkpoint: str | None = None,
     config = run_config_task(run, dict(eval_overrides or {}))
     classifier = dataset_classifier_task(config)
     chosen = checkpoint_to_evaluate_task(run, checkpoint)
-    result = truncation_curve_task(run, chosen, classifier, config)
+    result = truncation_curve_task(run, chosen, classifier, config.eval)
     publish_truncation(config.name, result)
     return result
 
@@ -219,6 +170,6 @@ def memorization_flow(run: str, checkpoint: str | None = None,
     """D accuracy and nearest neighbours of a checkpoint (default: the one marked for evaluation)."""
     config = run_config_task(run, dict(eval_overrides or {}))
     chosen = checkpoint_to_evaluate_task(run, checkpoint)
-    result = memorization_task(run, chosen, config)
+    result = memorization_task(run, chosen, config.eval)
     publish_memorization(config.name, result)
     return result

@@ -15,17 +15,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from biggan.config import ShardConfig
 from biggan.eval import history
-from biggan.eval.scoring import evaluate_checkpoint
 from biggan.runs import RunStore
+from flows.artifacts import publish_evaluation, publish_memorization, publish_truncation, slug
 from flows.evaluate import (
     dataset_classifier_task,
     memorization_task,
-    publish_evaluation,
-    publish_memorization,
-    publish_truncation,
     quality_check_task,
     run_config_task,
-    slug,
     truncation_curve_task,
 )
 from flows.shard import shard_dataset_flow
@@ -42,16 +38,14 @@ def write_demo_data_task(out: str) -> str:
 
 @task(cache_policy=NO_CACHE)
 def evaluate_pending_task(run: str, classifier: str | None, config) -> dict:
-    """The evaluate node: score unevaluated checkpoints, append history, redraw the plot
-    (what the evaluate-biggan flow does, as one task so it can run beside the other nodes)."""
-    store = RunStore(run)
-    records = []
-    for info in history.unevaluated_checkpoints(store):
-        record = evaluate_checkpoint(store, info, classifier, config.eval)
-        store.history.append(record)
-        records.append(record)
+    """The evaluate node: score unevaluated checkpoints, record, redraw the plot (what the
+    evaluate-biggan flow does, as one task so it can run beside the other nodes)."""
+    store, ecfg = RunStore(run), config.eval
+    store.evaluations.watch(ecfg.metrics, ecfg.truncation)
+    records = [history.score_checkpoint(store, info.name, ecfg, classifier)
+               for info in history.pending_checkpoints(store, ecfg.metrics, ecfg.truncation)]
     plot = history.plot_history(store)
-    return {"records": records, "plot": None if plot is None else plot.uri, "history": store.history.loc.uri}
+    return {"records": records, "plot": None if plot is None else plot.uri}
 
 
 # Threads: the evaluation nodes are independent readers of one checkpoint.
@@ -95,11 +89,11 @@ def pipeline_flow(
         raise RuntimeError(f"training wrote no checkpoint in {run}")
     checkpoint = checkpoint_uri.rstrip("/").rsplit("/", 1)[-1]
     config = run_config_task(run, {})
-    classifier = dataset_classifier_task(config)
+    classifier = dataset_classifier_task(config)  # before the parallel nodes, which all need it
 
     evaluated = evaluate_pending_task.submit(run, classifier, config)
-    curve = truncation_curve_task.submit(run, checkpoint, classifier, config)
-    memo = memorization_task.submit(run, checkpoint, config)
+    curve = truncation_curve_task.submit(run, checkpoint, classifier, config.eval)
+    memo = memorization_task.submit(run, checkpoint, config.eval)
     quality = quality_check_task.submit(run, checkpoint, classifier) if class_agreement else None
     evaluated, curve, memo = evaluated.result(), curve.result(), memo.result()
     quality = None if quality is None else quality.result()
@@ -107,21 +101,21 @@ def pipeline_flow(
     publish_evaluation(config.name, evaluated["records"], evaluated["plot"])
     publish_truncation(config.name, curve)
     publish_memorization(config.name, memo)
-    latest = next((r for r in reversed(evaluated["records"]) if r["checkpoint"] == checkpoint), None)
-    if latest is None:  # evaluated by an earlier run: read it back from the history
-        latest = next((r for r in reversed(RunStore(run).history.read()) if r["checkpoint"] == checkpoint), None)
+    store = RunStore(run)
+    latest = store.evaluations.results(config.eval.metrics, config.eval.truncation).get(checkpoint)
     summary = {
         "run": run,
         "checkpoint": checkpoint_uri,
         "metrics": None if latest is None else latest["metrics"],
         "operating_points": curve["operating_points"],
-        "d_accuracy": {k: v["accuracy"] for k, v in memo["d_accuracy"].items()},
+        "d_accuracy": {k: memo["d_accuracy"][f"{k}_real"]["accuracy"] for k in ("train", "val")}
+        | {"generated": memo["d_accuracy"]["generated"]["accuracy"]},
         "copying_flag": memo["copying_flag"],
-        "sample_sheets": [loc.uri for loc in RunStore(run).sample_sheets()],
+        "sample_sheets": [loc.uri for loc in store.sample_sheets()],
         "truncation_plot": curve["plot"],
         "truncation_table": curve["csv"],
         "nn_grids": [s["grid"] for s in memo["backbones"].values()],
-        "metrics_history": evaluated["history"],
+        "metrics_history": store.evaluations.history("fid").loc.uri,
         "metrics_plot": evaluated["plot"],
         "dashboard_url": trained.get("dashboard_url"),
         "quality": quality,

@@ -13,12 +13,12 @@ from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from biggan.config import ShardConfig
 from biggan.data.info import DatasetInfo
 from biggan.data.progress import ProgressLog
 from biggan.data.shard import ShardPlan, ShardRecord, finalize_dataset, plan_shards, write_shard
+from flows.runners import task_runner
 
 # The shard writer is itself idempotent (verified tars are kept), so Prefect's input-hash cache
 # would add nothing but the cost of hashing a plan of up to millions of sources.
@@ -62,22 +62,13 @@ def write_shards_flow(config: ShardConfig) -> tuple[ShardPlan, list[ShardRecord]
     return plan, records
 
 
-def _task_runner(config: ShardConfig):
-    if config.ray_address:
-        try:
-            from prefect_ray import RayTaskRunner
-        except ImportError as err:  # an optional dependency on Python < 3.11
-            raise RuntimeError("ray_address needs the prefect-ray package (pip install prefect-ray)") from err
-        return RayTaskRunner(address=config.ray_address)
-    return ThreadPoolTaskRunner(max_workers=max(1, min(8, os.cpu_count() or 1)))
-
-
 @flow(name="shard-dataset")
 def shard_dataset_flow(config: ShardConfig) -> dict:
     """Shard an ImageNet-style tree or a JFT-style manifest into WebDataset tars + dataset.json."""
     # The task runner is picked per run (threads, or Ray when an address is given), so the
     # mapped writes live in a subflow started with that runner.
-    plan, records = write_shards_flow.with_options(task_runner=_task_runner(config))(config)
+    runner = task_runner(config.ray_address, threads=min(8, os.cpu_count() or 1))
+    plan, records = write_shards_flow.with_options(task_runner=runner)(config)
     info = finalize_dataset_task(plan, records)
     reasons: dict[str, int] = {}
     for skipped in info.skipped:

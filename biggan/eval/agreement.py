@@ -9,7 +9,6 @@ independent of the convnet feature extractor, so the two cannot share a blind sp
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,7 +16,7 @@ import torch.nn.functional as F
 from sklearn.svm import SVC
 
 from biggan.data.loader import eval_loader
-from biggan.runs import CheckpointInfo, RunStore
+from biggan.runs import RunStore
 from biggan.sampling.sheets import draw_class_samples
 
 JUDGE_SIZE = 16  # pixels per side the judge sees (the demo digits are 8x8 at source)
@@ -98,45 +97,44 @@ def untrained_generator(cfg) -> torch.nn.Module:
 
 def quality_check(
     store: RunStore,
-    info: CheckpointInfo,  # the checkpoint the run marked for evaluation
-    classifier_path: Path | None,  # dataset classifier = the FID feature space (not the judge)
+    checkpoint: str | None,  # None = the checkpoint the run marked for evaluation
+    classifier: str | None,  # dataset classifier = the FID feature space (not the judge)
     per_class: int = 100,  # judge samples per class
     truncation: float = 1.0,  # the demo bar's agreement is measured at truncation 1.0
 ) -> dict:
-    """Class agreement of the final EMA G (independent judge) and the FID drop from the
-    untrained G to it, in the run's own evaluation feature space."""
-    from biggan.eval.scoring import ensure_classifier, eval_context, prepare_generator, score_generator
-    from biggan.runs.networks import config_of, generator_from_state
+    """Class agreement of the final EMA G (independent judge) and the FID drop from the untrained G
+    to it, in the run's own evaluation feature space. The final FID is the evaluate node's when it
+    has recorded one with the same settings; only the untrained G's is computed here."""
+    import dataclasses
 
-    state = store.load_state(info)
-    G, cfg, iteration = generator_from_state(state, ema=True), config_of(state), info.iteration
+    from biggan.eval.history import record_meta, recorded_figure
+    from biggan.eval.metrics import compute_metrics
+    from biggan.eval.session import open_checkpoint
+
+    session = open_checkpoint(store, checkpoint, None, classifier)
+    cfg, ecfg = session.cfg, session.cfg.eval
     judge = train_judge(cfg.data.train_shards, cfg.data.val_shards)
-    prepare_generator(G, cfg, truncation)
-    agreement = class_agreement(G, judge, cfg.model.num_classes, per_class, truncation, seed=cfg.eval.seed)
-
-    if classifier_path is None and cfg.eval.feature_extractor == "dataset-classifier":
-        classifier_path = ensure_classifier(cfg).path  # cached per shard set
-    ctx = eval_context(cfg, classifier_path)
-    prepare_generator(G, cfg, cfg.eval.truncation)
-    final = score_generator(G, ctx, cfg.eval.truncation)
+    classes = cfg.model.num_classes
+    agreement = class_agreement(session.generator(truncation), judge, classes, per_class, truncation, seed=ecfg.seed)
     # Reported beside the bar, not part of it: threshold 1.0 resamples every |z_i| > 1, so the
-    # untruncated prior is the harder case and a user should see both. Standing statistics are
-    # seeded, so those just taken for an untruncated FID serve here too.
-    if cfg.eval.truncation is not None:
-        prepare_generator(G, cfg, None)
-    untruncated = class_agreement(G, judge, cfg.model.num_classes, per_class, None, seed=cfg.eval.seed)
-    G0 = prepare_generator(untrained_generator(cfg), cfg, cfg.eval.truncation)
-    initial = score_generator(G0, ctx, cfg.eval.truncation)
+    # untruncated prior is the harder case and a user should see both.
+    untruncated = class_agreement(session.generator(None), judge, classes, per_class, None, seed=ecfg.seed)
+    meta = record_meta(session, ecfg.truncation, ecfg.num_samples)
+    final = (recorded_figure(store, session.info.name, "fid", meta)
+             or compute_metrics(session, ["fid"], ecfg.truncation)["fid"])
+    untrained = dataclasses.replace(session, state={**session.state, "G_ema": untrained_generator(cfg).state_dict()},
+                                    _G=None, _G_truncation="unset", _banks={})
+    initial = compute_metrics(untrained, ["fid"], ecfg.truncation)["fid"]
     drop = initial["FID"] / max(final["FID"], 1e-12)
     return {
-        "checkpoint": info.name,
-        "iteration": iteration,
+        "checkpoint": session.info.name,
+        "iteration": session.info.iteration,
         "agreement": agreement,
         "agreement_untruncated": untruncated,
         "fid_untrained": initial["FID"],
         "fid_final": final["FID"],
         "fid_drop": drop,
-        "extractor": ctx.extractor.name,
+        "extractor": session.extractor.name,
         "bar": DEMO_BAR,
         "passes": {
             "mean_agreement": agreement["mean"] >= DEMO_BAR["mean_agreement"],

@@ -91,12 +91,13 @@ def load_classifier(path: Path) -> DatasetClassifier:
     return model.eval()
 
 
-def _accuracy(model: DatasetClassifier, batches) -> float:
+def _accuracy(model: DatasetClassifier, batches, device: torch.device) -> float:
     model.eval()
     correct = total = 0
     with torch.no_grad():
         for images, labels, _keys in batches:
-            _feats, logits = model(images)
+            _feats, logits = model(images.to(device))
+            labels = labels.to(device)
             correct += int((logits.argmax(1) == labels).sum())
             total += int(labels.numel())
     return correct / max(total, 1)
@@ -110,6 +111,7 @@ def train_classifier(
     batch_size: int = 64,
     lr: float = 3e-3,  # Adam; 5 epochs reach ~90% val accuracy on the digits
     seed: int = 0,
+    device: torch.device | str = "cpu",  # eval.device, resolved
 ) -> TrainedClassifier:
     """Train (or reuse) the dataset classifier; writes classifier.pt and meta.json atomically."""
     from biggan.data.info import load_dataset_info
@@ -126,7 +128,8 @@ def train_classifier(
 
     info = load_dataset_info(train_shards)
     torch.manual_seed(seed)
-    model = DatasetClassifier(num_classes=info.num_classes, input_size=min(info.resolution, MAX_INPUT_SIZE))
+    device = torch.device(device)
+    model = DatasetClassifier(num_classes=info.num_classes, input_size=min(info.resolution, MAX_INPUT_SIZE)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     for _epoch in range(epochs):
@@ -135,17 +138,18 @@ def train_classifier(
             # eval_loader's order is fixed; permuting inside the batch is enough for BN, and
             # a random 2-pixel translation keeps the small net from memorising pixels.
             shift = torch.randint(-2, 3, (2,), generator=generator).tolist()
-            images = torch.roll(images, shifts=shift, dims=(2, 3))
+            images = torch.roll(images, shifts=shift, dims=(2, 3)).to(device)
             _feats, logits = model(images)
-            loss = F.cross_entropy(logits, labels)
+            loss = F.cross_entropy(logits, labels.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
 
     model.eval()
-    train_acc = _accuracy(model, eval_loader(train_shards, batch_size, as_uint8=True))
-    val_acc = (_accuracy(model, eval_loader(val_shards, batch_size, as_uint8=True))
+    train_acc = _accuracy(model, eval_loader(train_shards, batch_size, as_uint8=True), device)
+    val_acc = (_accuracy(model, eval_loader(val_shards, batch_size, as_uint8=True), device)
                if val_shards is not None else None)
+    model.cpu()
 
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".pt.tmp")

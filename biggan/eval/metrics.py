@@ -1,101 +1,106 @@
-"""IS / FID (KID, precision-recall as options) through torch-fidelity's own metric code.
+"""Metrics by registry (stylegan2-ada's `metric_main`: `@register_metric`, one history file per
+metric), computed by torch-fidelity's own functions over the features of one streamed pass.
 
-Section 3 / Appendix C.1: scores are of samples from the EMA generator after "standing
-statistics" (BN statistics accumulated over many forward passes, then used in eval mode).
+Section 3 / Appendix C.1: scores are of samples from the EMA generator after standing
+statistics. Every metric asked for in one call shares one pass over the generated samples.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Callable
 
-import torch
-import torch_fidelity
-from torch.utils.data import Dataset
+from torch_fidelity.metric_fid import fid_statistics_to_metric
+from torch_fidelity.metric_isc import isc_features_to_metric
+from torch_fidelity.metric_kid import kid_features_to_metric
+from torch_fidelity.metric_prc import prc_features_to_metric
 
-from biggan.config import EvalConfig, ExperimentConfig
-from biggan.eval.features import Extractor, dataset_classifier_extractor, inception_extractor
+from biggan.eval.feature_pass import FeatureBank
 from biggan.eval.reference import Reference
 
-# torch-fidelity's result keys -> ours (short, stable column names for tables and history).
-_KEYS = {
-    "inception_score_mean": "IS",
-    "inception_score_std": "IS_std",
-    "frechet_inception_distance": "FID",
-    "kernel_inception_distance_mean": "KID",
-    "kernel_inception_distance_std": "KID_std",
-    "precision": "precision",
-    "recall": "recall",
-    "f_score": "f_score",
-}
+# torch-fidelity's defaults: 10 IS splits, shuffled with seed 2020; KID 100 subsets of 1000.
+IS_SPLITS = 10
+RNG_SEED = 2020
 
 
-def compute_metrics(
-    images: Dataset,  # uint8 3xHxW images (generated, or real for a baseline)
-    extractor: Extractor,
-    reference: Reference | None,  # None: IS only
-    cache_root: Path | None,  # torch-fidelity cache folder for the reference; None = no caching
-    isc: bool = True,
-    fid: bool = True,
-    kid: bool = False,
-    prc: bool = False,
-    batch_size: int = 64,
-    isc_splits: int = 10,
-    images_cache_name: str | None = None,  # cache key of `images` when they are real (never for samples)
-) -> dict[str, float]:
-    """Scores of `images` (vs `reference` for FID/KID/PR), keys IS, IS_std, FID, KID, ..."""
-    needs_reference = fid or kid or prc
-    if needs_reference and reference is None:
-        raise ValueError("FID/KID/precision-recall need a reference image set")
-    n = len(images)
-    kwargs: dict[str, Any] = dict(
-        input1=images,
-        isc=isc,
-        fid=fid,
-        kid=kid,
-        prc=prc,
-        feature_extractor=extractor.name,
-        feature_extractor_weights_path=str(extractor.weights_path) if extractor.weights_path else None,
-        batch_size=batch_size,
-        cuda=torch.cuda.is_available(),
-        verbose=False,
-        # IS splits cannot exceed the sample count (torch-fidelity would divide by zero).
-        isc_splits=max(1, min(isc_splits, n)),
-        cache=cache_root is not None,
-        cache_root=str(cache_root) if cache_root is not None else None,
-        save_cpu_ram=True,
-    )
-    if images_cache_name is not None and cache_root is not None:
-        kwargs["input1_cache_name"] = images_cache_name
-    if kid:
-        # torch-fidelity's default subset (1000) must fit both sides; len() of the reference
-        # would read the shards, so its size comes from dataset.json when known.
-        ref_size = reference.size_hint if reference.size_hint is not None else len(reference.images)  # type: ignore[union-attr]
-        kwargs["kid_subset_size"] = min(1000, n, ref_size)
-    if needs_reference:
-        kwargs["input2"] = reference.images  # type: ignore[union-attr]
-        # Only the reference is cached: generated samples change with every checkpoint.
-        kwargs["input2_cache_name"] = reference.cache_name if cache_root is not None else None
-    raw = torch_fidelity.calculate_metrics(**kwargs)
-    return {_KEYS.get(key, key): float(value) for key, value in raw.items()}
+@dataclass(frozen=True)
+class Metric:
+    name: str  # registry key and history file name (metric-<name>.jsonl)
+    moments: tuple[str, ...]  # torch-fidelity metric kinds whose layer needs running moments
+    keep: tuple[str, ...]  # kinds whose layer rows are kept whole
+    reference_rows: tuple[str, ...]  # kinds whose reference rows are needed
+    compute: Callable[["MetricInputs"], dict[str, float]]
 
 
-def resolve_extractor(
-    eval_cfg: EvalConfig,
-    classifier_path: Path | None,  # classifier.pt from train_classifier, for "dataset-classifier"
-) -> Extractor:
-    """The extractor the config asks for, registered with torch-fidelity."""
-    if eval_cfg.feature_extractor == "dataset-classifier":
-        if classifier_path is None:
-            raise ValueError("feature_extractor 'dataset-classifier' needs a trained classifier (train it first)")
-        return dataset_classifier_extractor(Path(classifier_path))
-    return inception_extractor(eval_cfg.inception_weights)
+@dataclass
+class MetricInputs:
+    bank: FeatureBank  # generated samples' features
+    reference: Reference | None
+    layers: dict[str, str]  # metric kind ("isc", "fid", "kid", "prc") -> extractor layer
 
 
-def reference_dir(cfg: ExperimentConfig) -> str:
-    """Shards the reference statistics come from (EvalConfig.reference: train or val)."""
-    if cfg.eval.reference == "val":
-        if cfg.data.val_shards is None:
-            raise ValueError("eval.reference is 'val' but data.val_shards is not set")
-        return cfg.data.val_shards
-    return cfg.data.train_shards
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(name: str, moments: tuple[str, ...] = (), keep: tuple[str, ...] = (),
+                    reference_rows: tuple[str, ...] = ()):
+    def wrap(fn: Callable[[MetricInputs], dict[str, float]]):
+        METRICS[name] = Metric(name, moments, keep, reference_rows, fn)
+        return fn
+    return wrap
+
+
+@register_metric("is", keep=("isc",))
+def inception_score(x: MetricInputs) -> dict[str, float]:
+    logits = x.bank.rows[x.layers["isc"]]
+    # IS splits cannot exceed the sample count (torch-fidelity would divide by zero).
+    out = isc_features_to_metric(logits, splits=max(1, min(IS_SPLITS, logits.shape[0])), shuffle=True,
+                                 rng_seed=RNG_SEED)
+    return {"IS": out["inception_score_mean"], "IS_std": out["inception_score_std"]}
+
+
+@register_metric("fid", moments=("fid",))
+def frechet_distance(x: MetricInputs) -> dict[str, float]:
+    generated = x.bank.statistics(x.layers["fid"])
+    reference = x.reference.statistics
+    if generated["mu"].shape != reference["mu"].shape:
+        raise ValueError(f"the reference statistics are {reference['mu'].shape[0]}-d, the generated "
+                         f"{generated['mu'].shape[0]}-d: they come from different feature extractors")
+    return {"FID": fid_statistics_to_metric(generated, reference, verbose=False)["frechet_inception_distance"]}
+
+
+@register_metric("kid", keep=("kid",), reference_rows=("kid",))
+def kernel_distance(x: MetricInputs) -> dict[str, float]:
+    mine, theirs = x.bank.rows[x.layers["kid"]], x.reference.rows[x.layers["kid"]]
+    out = kid_features_to_metric(mine, theirs, kid_subset_size=min(1000, len(mine), len(theirs)),
+                                 rng_seed=RNG_SEED, verbose=False)
+    return {"KID": out["kernel_inception_distance_mean"], "KID_std": out["kernel_inception_distance_std"]}
+
+
+@register_metric("pr", keep=("prc",), reference_rows=("prc",))
+def precision_recall(x: MetricInputs) -> dict[str, float]:
+    out = prc_features_to_metric(x.bank.rows[x.layers["prc"]], x.reference.rows[x.layers["prc"]],
+                                 save_cpu_ram=True, verbose=False)
+    return {"precision": out["precision"], "recall": out["recall"], "f_score": out["f_score"]}
+
+
+def unknown(names: list[str]) -> list[str]:
+    return [name for name in names if name not in METRICS]
+
+
+def compute_metrics(session, names: list[str], truncation: float | None,
+                    num_samples: int | None = None) -> dict[str, dict[str, float]]:
+    """{metric name: {figure: value}} for G_ema of `session` at `truncation`; one feature pass."""
+    missing = unknown(names)
+    if missing:
+        raise ValueError(f"unknown metrics {missing}; known: {', '.join(sorted(METRICS))}")
+    metrics = [METRICS[name] for name in names]
+    layers = {kind: session.layer(kind) for m in metrics for kind in (*m.moments, *m.keep)}
+    moments = tuple(sorted({layers[k] for m in metrics for k in m.moments}))
+    keep = tuple(sorted({layers[k] for m in metrics for k in m.keep}))
+    bank = session.features(truncation, moments, keep, num_samples)
+    ref_rows = tuple(sorted({layers[k] for m in metrics for k in m.reference_rows}))
+    needs_reference = any(m.moments or m.reference_rows for m in metrics)
+    reference = session.reference(ref_rows) if needs_reference else None
+    inputs = MetricInputs(bank=bank, reference=reference, layers=layers)
+    return {m.name: m.compute(inputs) for m in metrics}

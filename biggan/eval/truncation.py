@@ -11,10 +11,8 @@ from __future__ import annotations
 import csv
 import io
 
-import torch
-
 from biggan.files import save_figure_atomic
-from biggan.runs import CheckpointInfo, RunStore
+from biggan.runs import RunStore
 from biggan.storage import Location
 
 COLUMNS = ("threshold", "IS", "IS_std", "FID")
@@ -93,29 +91,49 @@ def plot_curve(rows: list[dict], points: dict, path: Location, title: str) -> Lo
     return save_figure_atomic(fig, path, dpi=120)
 
 
+def real_inception_score(session, shard_dir: str) -> float:
+    """IS of real images with the session's extractor (Table 2 compares against the val IS)."""
+    from torch_fidelity.metric_isc import isc_features_to_metric
+
+    from biggan.eval.metrics import IS_SPLITS, RNG_SEED
+    from biggan.eval.reference import real_logits
+    from biggan.eval.session import cache_dir
+
+    layer = session.layer("isc")
+    logits = real_logits(shard_dir, session.extractor.name, lambda: session.module([layer]), layer,
+                         cache_dir(session.cfg), session.device, session.cfg.eval.batch_size)
+    out = isc_features_to_metric(logits, splits=max(1, min(IS_SPLITS, logits.shape[0])), shuffle=True,
+                                 rng_seed=RNG_SEED)
+    return out["inception_score_mean"]
+
+
 def truncation_curve(
-    G: torch.nn.Module,  # EMA generator
-    ctx,  # scoring.EvalContext
+    session,  # biggan.eval.session.EvalSession of the checkpoint
     out_dir: Location,  # <run>/truncation
     val_is: float | None,  # real validation IS with the same extractor (None: no matching point)
     thresholds: list[float] | None = None,  # None = cfg.eval.thresholds
     num_samples: int | None = None,
     grid_per_class: int = 4,  # samples per class in each threshold's grid
-    device: torch.device | str = "cpu",
 ) -> dict:
-    """Sweep thresholds; write curve.csv/json, curve.png, grid_t<thr>.png, operating_points.json."""
-    from biggan.eval.scoring import prepare_generator, score_generator
+    """Sweep thresholds; write curve.csv/json, curve.png, grid_t<thr>.png, operating_points.json.
+    A threshold the evaluate node already scored with the same settings is read back, not recomputed."""
+    from biggan.eval.history import record_meta, recorded_figure
+    from biggan.eval.metrics import compute_metrics
     from biggan.sampling.sheets import save_sample_sheet
 
-    cfg = ctx.cfg
+    cfg = session.cfg
+    n = num_samples if num_samples is not None else cfg.eval.num_samples
     rows, grids = [], {}
     classes = list(range(min(cfg.model.num_classes, 10)))
     for threshold in sorted(thresholds or cfg.eval.thresholds, reverse=True):
-        prepare_generator(G, cfg, threshold, device)  # standing stats at this truncation
-        metrics = score_generator(G, ctx, threshold, num_samples=num_samples, device=device)
-        rows.append({"threshold": threshold, **metrics})
+        meta = record_meta(session, threshold, n)
+        known = {m: recorded_figure(session.store, session.info.name, m, meta) for m in ("is", "fid")}
+        if any(v is None for v in known.values()):  # standing stats at this truncation, then score
+            known = compute_metrics(session, ["is", "fid"], threshold, n)
+        rows.append({"threshold": threshold, **known["is"], **known["fid"]})
         grid = out_dir / f"grid_t{threshold:g}.png"
-        save_sample_sheet(G, grid, classes, grid_per_class, threshold, cfg.eval.seed, prior=cfg.model.latent)
+        save_sample_sheet(session.generator(threshold), grid, classes, grid_per_class, threshold, cfg.eval.seed,
+                          prior=cfg.model.latent)
         grids[str(threshold)] = grid.uri
     points = operating_points(rows, val_is)
     csv_path, json_path = write_table(rows, out_dir)
@@ -127,20 +145,16 @@ def truncation_curve(
 
 def truncation_curve_of_checkpoint(
     store: RunStore,
-    info: CheckpointInfo,
-    classifier_path,  # dataset classifier (when the config uses it), else None
-    eval_cfg=None,  # EvalConfig; None = the run's own
-    device: torch.device | str = "cpu",
+    checkpoint: str | None,  # None = the checkpoint the run marked for evaluation
+    eval_cfg=None,  # EvalConfig or dotted eval overrides; None = the run's own
+    classifier: str | None = None,  # a trained dataset classifier file (when the config uses one)
 ) -> dict:
     """The curve of a checkpoint's EMA G into <run>/truncation; the IS-matching point uses the
     val shards' real IS."""
-    from biggan.eval.scoring import apply_overrides_to_eval, eval_context, real_inception_score
-    from biggan.runs.networks import config_of, generator_from_state
+    from biggan.eval.session import open_checkpoint
 
-    state = store.load_state(info)
-    G = generator_from_state(state, ema=True)
-    ctx = eval_context(apply_overrides_to_eval(config_of(state), eval_cfg), classifier_path)
-    val = ctx.cfg.data.val_shards
-    val_is = real_inception_score(ctx, val) if val is not None else None
-    out = truncation_curve(G, ctx, store.file("truncation"), val_is, device=device)
-    return {"checkpoint": info.name, "iteration": info.iteration, **out}
+    session = open_checkpoint(store, checkpoint, eval_cfg, classifier)
+    val = session.cfg.data.val_shards
+    val_is = real_inception_score(session, val) if val is not None else None
+    out = truncation_curve(session, store.file("truncation"), val_is)
+    return {"checkpoint": session.info.name, "iteration": session.info.iteration, **out}

@@ -67,14 +67,16 @@ def summarize(run: RunStore) -> RunSummary:
     updated = status.get("updated")
     if state == "running" and updated is not None and time.time() - updated > STALE_AFTER_S:
         state = "interrupted"
-    history = [r for r in run.history.read() if "FID" in r.get("metrics", {})]
+    truncation = (run.evaluations.watched() or {}).get("truncation")
+    history = [r for r in run.evaluations.history("fid").read()
+               if "FID" in r.get("results", {}) and r.get("truncation") == truncation]
     iteration = status.get("iteration")
     if iteration is None:
         found = run.checkpoints()
         iteration = found[-1].iteration if found else None
     return RunSummary(name=run.name, uri=run.uri, preset=options.get("preset"), iteration=iteration,
                       iterations=status.get("iterations") or options.get("train", {}).get("iterations"),
-                      state=state, last_fid=history[-1]["metrics"]["FID"] if history else None,
+                      state=state, last_fid=history[-1]["results"]["FID"] if history else None,
                       updated=updated)
 
 

@@ -7,7 +7,8 @@ writes it. A run lives at a local path or a storage URI (`<store>/<name>`):
     checkpoint_<it:08d>/    state.pt + meta.json + manifest.json (see biggan.runs.checkpoints)
     evaluate.json           the checkpoint to evaluate (the last before a collapse, else the newest)
     samples/iter_<it>.png   progress sheets of EMA G with standing statistics
-    metrics_history.jsonl   IS/FID per evaluated checkpoint (+ metrics_history.png)
+    metric-<name>.jsonl     one record per evaluated checkpoint and metric (+ metrics_history.png)
+    evaluating/ evaluation.json   leases of checkpoints being scored; the watch of an evaluator
     truncation/ memorization/ quality.json   outputs of the evaluation nodes
     ray/                    Ray Train's own run folder (RunConfig storage)
 
@@ -23,6 +24,7 @@ from typing import Any
 
 from biggan.runs import checkpoints as ckpt
 from biggan.runs.checkpoints import CheckpointDamaged, CheckpointInfo
+from biggan.runs.evaluations import RunEvaluations
 from biggan.runs.jsonl import JsonLines
 from biggan.storage import Location, location
 
@@ -30,7 +32,6 @@ OPTIONS_FILE = "options.json"
 STATUS_FILE = "status.json"
 STATS_FILE = "stats.jsonl"
 EVALUATE_FILE = "evaluate.json"
-HISTORY_FILE = "metrics_history.jsonl"
 HISTORY_PLOT = "metrics_history.png"
 SAMPLES_DIR = "samples"
 RAY_DIR = "ray"
@@ -47,7 +48,7 @@ class RunStore:
     def __init__(self, target: "str | Location"):
         self.location = location(target)  # the run folder
         self.stats = JsonLines(self.location / STATS_FILE)  # training stats (rank 0 writes)
-        self.history = JsonLines(self.location / HISTORY_FILE)  # evaluation history
+        self.evaluations = RunEvaluations(self.location)  # metric histories, leases, the watch
 
     @property
     def uri(self) -> str:
@@ -140,9 +141,11 @@ class RunStore:
     def prune_checkpoints(self, keep_last: int, best_metric: str | None, mode: str = "min",
                           protect: tuple[str, ...] = ()) -> list[str]:
         """Delete all but the newest `keep_last`, the best (lowest FID once the evaluation
-        history has one, else by `best_metric`), the one marked for evaluation and `protect`."""
+        history has one, else by `best_metric`), the one marked for evaluation, `protect`, and
+        any checkpoint that is being scored or that a watching evaluator has not scored yet."""
         found = self.checkpoints()
         keep = {info.name for info in found[-keep_last:]} | set(protect)
+        keep |= self.evaluations.leased() | self.evaluations.pending([info.name for info in found])
         marked = self.marked_checkpoint_name()
         if marked:
             keep.add(marked)
@@ -159,11 +162,9 @@ class RunStore:
     def best_checkpoint(self, found: list[CheckpointInfo], best_metric: str | None,
                         mode: str = "min") -> CheckpointInfo | None:
         """BigGAN-PyTorch's `which_best`: FID once evaluations exist, else a training proxy."""
-        by_name = {info.name: info for info in found}
-        scored = [(r["metrics"]["FID"], by_name[r["checkpoint"]]) for r in self.history.read()
-                  if r.get("checkpoint") in by_name and _finite(r.get("metrics", {}).get("FID"))]
-        if scored:
-            return min(scored, key=lambda pair: pair[0])[1]
+        best = self.evaluations.best_fid([info.name for info in found])
+        if best is not None:
+            return next(info for info in found if info.name == best)
         if best_metric is None:
             return None
         candidates = [info for info in found if _finite(info.metrics.get(best_metric))]

@@ -42,7 +42,7 @@ def test_pipeline_end_to_end(prefect_harness, ray_cluster, demo_data, tmp_path):
     assert (tmp_path / "shards" / "train" / "dataset.json").is_file()
     assert (tmp_path / "shards" / "val" / "dataset.json").is_file()
     # evaluate node: every checkpoint scored once, history plot drawn
-    history = [json.loads(line) for line in (run_dir / "metrics_history.jsonl").read_text().splitlines()]
+    history = [json.loads(line) for line in (run_dir / "metric-fid.jsonl").read_text().splitlines()]
     from biggan.runs import RunStore
 
     assert sorted(r["checkpoint"] for r in history) == [c.name for c in RunStore(str(run_dir)).checkpoints()]

@@ -53,9 +53,9 @@ def test_agreement_is_high_for_a_class_correct_generator_and_zero_for_a_shuffled
 
 def test_quality_check_reports_fid_drop_and_agreement(digits_shards, tmp_path):
     cfg = tiny_config(tmp_path, digits_shards)
-    checkpoint = save_tiny_checkpoint(cfg, iteration=5, seed=1)
+    save_tiny_checkpoint(cfg, iteration=5, seed=1)
     store = RunStore(cfg.run_uri)
-    result = quality_check(store, checkpoint, classifier_path=None, per_class=4)
+    result = quality_check(store, None, classifier=None, per_class=4)
     assert set(result["passes"]) == {"mean_agreement", "min_class_agreement", "fid_drop"}
     assert result["agreement"]["truncation"] == 1.0 and result["agreement_untruncated"]["truncation"] is None
     assert len(result["agreement_untruncated"]["per_class"]) == 10

@@ -1,67 +1,152 @@
-"""torch-fidelity integration: FID sanity on real shards, reference caching, offline weights."""
+"""Streamed metrics: the same figures as torch-fidelity's own in-memory computation, reference
+statistics cached by fingerprint, published statistics, offline Inception weights."""
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import torch_fidelity
+from torch.utils.data import Dataset
 
+from biggan.data.loader import eval_loader
 from biggan.eval.classifier import train_classifier
-from biggan.eval.features import dataset_classifier_extractor, inception_extractor
-from biggan.eval.images import LazyShardImages, TensorImages
-from biggan.eval.metrics import compute_metrics
-from biggan.eval.reference import shard_fingerprint, shard_reference
+from biggan.eval.extractors import dataset_classifier_extractor, extractor_module, inception_extractor, metric_layer
+from biggan.eval.feature_pass import RunningMoments, extract
+from biggan.eval.metrics import METRICS, MetricInputs
+from biggan.eval.reference import published_reference, shard_fingerprint, shard_reference
+
+
+class Images(Dataset):
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
+def _load(shard_dir) -> torch.Tensor:
+    return torch.cat([images for images, _y, _k in eval_loader(shard_dir, 64, as_uint8=True)])
 
 
 @pytest.fixture(scope="module")
 def classifier(digits_shards, tmp_path_factory):
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("classifier")
-    return train_classifier(digits_shards["train"], out, epochs=2, seed=0)
+    return train_classifier(str(digits_shards["train"]), out, epochs=2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def extractor(classifier):
+    return dataset_classifier_extractor(classifier.path)
+
+
+def _layers(extractor) -> dict[str, str]:
+    return {kind: metric_layer(extractor, kind) for kind in ("isc", "fid", "kid", "prc")}
+
+
+def _reference(shards, extractor, cache: Path, rows=("features",), factory=None):
+    module = factory or (lambda: extractor_module(extractor, ["features", "logits"], torch.device("cpu")))
+    return shard_reference(str(shards), extractor.name, module, "features", rows, cache, torch.device("cpu"), 50, 5000)
 
 
 def test_classifier_is_cached_by_folder(classifier):
-    again = train_classifier(Path("/nonexistent"), classifier.path.parent, epochs=2)
+    again = train_classifier("/nonexistent", classifier.path.parent, epochs=2)
     assert again.cached and again.weights_sha256 == classifier.weights_sha256
 
 
-def test_fid_of_shards_against_themselves_is_zero_and_other_classes_larger(digits_shards, classifier, tmp_path):
-    extractor = dataset_classifier_extractor(classifier.path)
-    assert extractor.name.startswith("dataset-classifier-") and len(extractor.name) > len("dataset-classifier-")
-    train = digits_shards["train"]
-    same = compute_metrics(LazyShardImages(train), extractor, shard_reference(train), tmp_path, isc=False)
-    low, high = list(range(5)), list(range(5, 10))
-    other = compute_metrics(LazyShardImages(train, classes=low), extractor,
-                            shard_reference(train, classes=high), tmp_path, isc=False)
-    heldout = compute_metrics(LazyShardImages(digits_shards["val"]), extractor, shard_reference(train),
-                              tmp_path, isc=False)
-    assert abs(same["FID"]) < 1e-3 * max(1.0, other["FID"])
-    # Same distribution (held-out split) is close; disjoint classes are far.
-    assert other["FID"] > 5 * heldout["FID"]
-    assert other["FID"] > 1.0
+def test_running_moments_equal_numpy_mean_and_cov():
+    rows = torch.randn(1000, 17, dtype=torch.float64) * 3 + 5
+    moments = RunningMoments(17)
+    for chunk in rows.split(37):
+        moments.update(chunk)
+    stats = moments.statistics()
+    assert np.allclose(stats["mu"], rows.numpy().mean(0), rtol=1e-12, atol=1e-12)
+    assert np.allclose(stats["sigma"], np.cov(rows.numpy(), rowvar=False), rtol=1e-10, atol=1e-12)
 
 
-def test_cached_reference_equals_uncached(digits_shards, classifier, tmp_path):
-    extractor = dataset_classifier_extractor(classifier.path)
-    fake = TensorImages(LazyShardImages(digits_shards["val"], classes=[1, 7])._load())
-    ref = shard_reference(digits_shards["train"])
-    cache = tmp_path / "fidelity"
-    first = compute_metrics(fake, extractor, ref, cache, kid=True)  # fills the cache
-    assert any(p.name.startswith(ref.cache_name) and extractor.name in p.name for p in cache.iterdir())
-    # A fresh reference object that is never read: the statistics must come from the cache.
-    lazy = shard_reference(digits_shards["train"])
-    second = compute_metrics(fake, extractor, lazy, cache, kid=True)
-    assert lazy.images._images is None, "cached reference statistics should not touch the shards"
-    uncached = compute_metrics(fake, extractor, shard_reference(digits_shards["train"]), None, kid=True)
-    for key in ("FID", "IS", "KID"):
-        assert second[key] == pytest.approx(first[key], rel=1e-6, abs=1e-9)
-        assert uncached[key] == pytest.approx(first[key], rel=1e-5, abs=1e-7)
+def test_streamed_metrics_equal_torch_fidelity_in_memory(digits_shards, extractor, tmp_path):
+    """IS, FID, KID and precision/recall from one streamed pass equal torch-fidelity's own
+    calculate_metrics on the same images held in memory. (Our FID mean is accumulated in float64,
+    torch-fidelity's is numpy's float32 mean: about 5e-7 apart in absolute FID, so the stand-in
+    for generated samples is a shifted distribution with a realistic FID, not a near-zero one.)"""
+    val = [(x, y) for x, y, _k in eval_loader(digits_shards["val"], 64, as_uint8=True)]
+    images, labels = torch.cat([x for x, _y in val]), torch.cat([y for _x, y in val])
+    fake = images[labels < 6][:300]  # stands in for generated samples: six of the ten classes
+    layers = _layers(extractor)
+    module = extractor_module(extractor, ["features", "logits"], torch.device("cpu"))
+    bank = extract(fake.split(64), module, torch.device("cpu"), moments=["features"], keep=["logits", "features"])
+    reference = _reference(digits_shards["train"], extractor, tmp_path)
+    inputs = MetricInputs(bank=bank, reference=reference, layers=layers)
+    ours = {k: v for name in ("is", "fid", "kid", "pr") for k, v in METRICS[name].compute(inputs).items()}
+    theirs = torch_fidelity.calculate_metrics(
+        input1=Images(fake), input2=Images(_load(digits_shards["train"])), isc=True, fid=True, kid=True, prc=True,
+        feature_extractor=extractor.name, feature_extractor_weights_path=str(extractor.weights_path), cuda=False,
+        batch_size=64, verbose=False, cache=False, save_cpu_ram=True, kid_subset_size=min(1000, len(fake)))
+    assert ours["IS"] == pytest.approx(theirs["inception_score_mean"], rel=1e-6)
+    assert ours["IS_std"] == pytest.approx(theirs["inception_score_std"], rel=1e-5, abs=1e-9)
+    assert ours["FID"] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-6)
+    assert ours["KID"] == pytest.approx(theirs["kernel_inception_distance_mean"], rel=1e-5, abs=1e-8)
+    assert (ours["precision"], ours["recall"]) == pytest.approx((theirs["precision"], theirs["recall"]), abs=1e-9)
+    assert bank.count == len(fake) and set(bank.rows) == {"logits", "features"}
+
+
+def test_fid_of_shards_against_themselves_is_zero_and_other_classes_larger(digits_shards, extractor, tmp_path):
+    module = extractor_module(extractor, ["features"], torch.device("cpu"))
+    train = _load(digits_shards["train"])
+    labels = torch.cat([y for _x, y, _k in eval_loader(digits_shards["train"], 64, as_uint8=True)])
+    reference = _reference(digits_shards["train"], extractor, tmp_path, rows=())
+
+    def fid(images: torch.Tensor, ref) -> float:
+        bank = extract(images.split(64), module, torch.device("cpu"), moments=["features"])
+        return METRICS["fid"].compute(MetricInputs(bank, ref, {"fid": "features"}))["FID"]
+
+    same = fid(train, reference)
+    heldout = fid(_load(digits_shards["val"]), reference)
+    high = extract(train[labels >= 5].split(64), module, torch.device("cpu"), moments=["features"])
+    high_ref = type(reference)(name="high", statistics=high.statistics("features"), num_samples=high.count)
+    other = fid(train[labels < 5], high_ref)
+    assert abs(same) < 1e-3 * max(1.0, other)
+    assert other > 5 * heldout and other > 1.0  # disjoint classes far, the held-out split close
+
+
+def test_reference_statistics_are_cached_and_never_reread(digits_shards, extractor, tmp_path):
+    first = _reference(digits_shards["train"], extractor, tmp_path)
+
+    def must_not_build():
+        raise AssertionError("a cached reference must not run the extractor over the shards again")
+
+    second = _reference(digits_shards["train"], extractor, tmp_path, factory=must_not_build)
+    assert np.array_equal(first.statistics["sigma"], second.statistics["sigma"])
+    assert torch.equal(first.rows["features"], second.rows["features"]) and second.num_samples == first.num_samples
+    assert first.name.startswith(f"ref-{shard_fingerprint(str(digits_shards['train']))}-{extractor.name}")
+
+
+def test_published_statistics_give_the_same_fid_and_a_wrong_size_is_named(digits_shards, extractor, tmp_path):
+    reference = _reference(digits_shards["train"], extractor, tmp_path, rows=())
+    path = tmp_path / "published.npz"
+    np.savez(path, mu=reference.statistics["mu"], sigma=reference.statistics["sigma"])
+    published = published_reference(path, feature_dim=reference.statistics["mu"].shape[0])
+    module = extractor_module(extractor, ["features"], torch.device("cpu"))
+    bank = extract(_load(digits_shards["val"]).split(64), module, torch.device("cpu"), moments=["features"])
+    a = METRICS["fid"].compute(MetricInputs(bank, reference, {"fid": "features"}))["FID"]
+    b = METRICS["fid"].compute(MetricInputs(bank, published, {"fid": "features"}))["FID"]
+    assert a == b
+    with pytest.raises(ValueError, match="come from another feature extractor"):
+        published_reference(path, feature_dim=2048)
+    np.savez(tmp_path / "bad.npz", mean=reference.statistics["mu"])
+    with pytest.raises(ValueError, match="has no 'mu' and 'sigma'"):
+        published_reference(tmp_path / "bad.npz")
 
 
 def test_fingerprint_changes_with_selection(digits_shards):
-    train, val = digits_shards["train"], digits_shards["val"]
+    train, val = str(digits_shards["train"]), str(digits_shards["val"])
     assert shard_fingerprint(train) == shard_fingerprint(train)
     assert shard_fingerprint(train) != shard_fingerprint(val)
     assert shard_fingerprint(train) != shard_fingerprint(train, classes=[0, 1])
@@ -69,9 +154,7 @@ def test_fingerprint_changes_with_selection(digits_shards):
 
 def test_inception_weights_by_path_without_network(tmp_path, monkeypatch):
     """A local weights file is loaded from its path; any network access fails the test."""
-    import torch_fidelity
     import torch_fidelity.feature_extractor_inceptionv3 as fe_inception
-    from torch_fidelity.utils import create_feature_extractor
 
     # Build a randomly initialised FeatureExtractorInceptionV3 state dict (no real weights offline).
     with monkeypatch.context() as patch:
@@ -93,49 +176,12 @@ def test_inception_weights_by_path_without_network(tmp_path, monkeypatch):
 
     extractor = inception_extractor(weights)
     assert extractor.name.startswith("inception-v3-compat-")
-    loaded = create_feature_extractor(extractor.name, ["2048"], cuda=False,
-                                      feature_extractor_weights_path=str(weights), verbose=False)
+    loaded = extractor_module(extractor, ["2048", "logits_unbiased"], torch.device("cpu"))
     assert torch.equal(loaded.Conv2d_1a_3x3.conv.weight, model.Conv2d_1a_3x3.conv.weight)
-
-    images = TensorImages(torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8))
-    scores = torch_fidelity.calculate_metrics(
-        input1=images, isc=True, isc_splits=1, feature_extractor=extractor.name,
-        feature_extractor_weights_path=str(weights), cuda=False, verbose=False, cache=False, batch_size=4, save_cpu_ram=True)
-    assert torch.isfinite(torch.tensor(scores["inception_score_mean"]))
+    bank = extract([torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)], loaded, torch.device("cpu"),
+                   moments=["2048"], keep=["logits_unbiased"])
+    assert bank.rows["logits_unbiased"].shape == (4, 1008) and bank.moments["2048"].count == 4
 
     # Without a path, torch-fidelity would download: proves the guard above is live.
     with pytest.raises(Exception):
         fe_inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-
-
-def test_optional_kid_and_precision_recall(digits_shards, classifier, tmp_path):
-    extractor = dataset_classifier_extractor(classifier.path)
-    fake = TensorImages(LazyShardImages(digits_shards["val"], limit=120)._load())
-    scores = compute_metrics(fake, extractor, shard_reference(digits_shards["train"]), tmp_path,
-                             kid=True, prc=True)
-    assert {"IS", "IS_std", "FID", "KID", "KID_std", "precision", "recall"} <= set(scores)
-    assert 0.0 <= scores["precision"] <= 1.0 and 0.0 <= scores["recall"] <= 1.0
-
-
-def test_streamed_reference_matches_loaded_images(digits_shards):
-    from biggan.eval.images import load_shard_images
-
-    stream = LazyShardImages(digits_shards["val"], batch_size=50)
-    loaded, _labels, _keys = load_shard_images(digits_shards["val"])
-    assert len(stream) == loaded.shape[0]
-    assert torch.equal(stream[0], loaded[0])
-    assert torch.equal(torch.stack([stream[i] for i in range(len(stream))]), loaded)
-    assert torch.equal(stream[7], loaded[7])  # going back restarts the stream
-    assert stream._images is None  # never held the whole set
-    with pytest.raises(IndexError):
-        stream[len(stream)]
-
-
-def test_real_is_features_are_cached(digits_shards, classifier, tmp_path):
-    extractor = dataset_classifier_extractor(classifier.path)
-    ref = shard_reference(digits_shards["val"])
-    first = compute_metrics(ref.images, extractor, None, tmp_path, fid=False, images_cache_name=ref.cache_name)
-    again = shard_reference(digits_shards["val"])
-    second = compute_metrics(again.images, extractor, None, tmp_path, fid=False, images_cache_name=again.cache_name)
-    assert again.images._stream is None and again.images._images is None  # served from the cache
-    assert second["IS"] == pytest.approx(first["IS"])

@@ -35,29 +35,30 @@ def test_operating_points_nearest_when_real_is_is_out_of_reach():
 
 
 def test_truncation_curve_writes_consistent_files(digits_shards, tmp_path):
-    from biggan.eval.scoring import ensure_classifier, eval_context
+    from biggan.eval.session import open_checkpoint
     from biggan.eval.truncation import truncation_curve
-    from biggan.models import build_models
-    from tests.unit._eval_fixtures import tiny_config
+    from biggan.runs import RunStore
+    from tests.unit._eval_fixtures import save_tiny_checkpoint, tiny_config
 
     torch.set_num_threads(1)
     cfg = tiny_config(tmp_path / "runs", digits_shards)
-    classifier = ensure_classifier(cfg)
-    ctx = eval_context(cfg, classifier.path)
-    G, _ = build_models(cfg.model)
-    from biggan.storage import location
+    save_tiny_checkpoint(cfg, 7)
+    session = open_checkpoint(RunStore(cfg.run_uri))
+    out_dir = session.store.file("truncation")
+    out = truncation_curve(session, out_dir, val_is=1.5, num_samples=30, grid_per_class=2)
 
-    out = truncation_curve(G, ctx, location(tmp_path / "trunc"), val_is=1.5, num_samples=30, grid_per_class=2)
-
-    table = json.loads((tmp_path / "trunc" / "curve.json").read_text())
-    with open(tmp_path / "trunc" / "curve.csv") as handle:
+    folder = tmp_path / "runs" / "tiny" / "truncation"
+    table = json.loads((folder / "curve.json").read_text())
+    with open(folder / "curve.csv") as handle:
         csv_rows = list(csv.DictReader(handle))
     assert [r["threshold"] for r in table] == [1.0, 0.5]
     assert [float(r["FID"]) for r in csv_rows] == pytest.approx([r["FID"] for r in table])
     for name in ("curve.png", "grid_t1.png", "grid_t0.5.png", "operating_points.json"):
-        assert (tmp_path / "trunc" / name).stat().st_size > 0
-    points = json.loads((tmp_path / "trunc" / "operating_points.json").read_text())
+        assert (folder / name).stat().st_size > 0
+    points = json.loads((folder / "operating_points.json").read_text())
     assert points["best_fid"]["FID"] == min(r["FID"] for r in table)
     assert points["max_is"]["IS"] == max(r["IS"] for r in table)
     assert points["is_matches_val"] is not None
     assert points == out["operating_points"]
+    # Standing statistics follow the threshold: the last prepared G is at 0.5.
+    assert session._G_truncation == 0.5

@@ -90,8 +90,9 @@ def test_best_is_the_lowest_fid_once_an_evaluation_history_exists(tmp_path):
     store = _store(tmp_path)
     for it in (1, 2, 3, 4):
         store.save_checkpoint(_state(it), {"loss/G": float(10 - it)})  # the proxy prefers 4
-    store.history.append({"checkpoint": "checkpoint_00000001", "iteration": 1, "metrics": {"FID": 30.0}})
-    store.history.append({"checkpoint": "checkpoint_00000002", "iteration": 2, "metrics": {"FID": 12.0}})
+    store.evaluations.record("fid", "checkpoint_00000001", 1, {"FID": 30.0}, {"truncation": None})
+    store.evaluations.record("fid", "checkpoint_00000002", 2, {"FID": 12.0}, {"truncation": None})
+    store.evaluations.record("fid", "checkpoint_00000003", 3, {"FID": 1.0}, {"truncation": 0.5})  # another setting
     store.prune_checkpoints(keep_last=1, best_metric="loss/G", mode="min")
     assert [i.iteration for i in store.checkpoints()] == [2, 4]
 
@@ -140,7 +141,7 @@ def test_run_names_number_after_existing_and_resume_finds_runs(tmp_path):
 def test_runs_listing_reports_state_iteration_and_last_fid(tmp_path):
     store = _store(tmp_path, "00001-digits32")
     store.write_status("running", 5, 10)
-    store.history.append({"checkpoint": "c", "iteration": 5, "metrics": {"FID": 42.5}})
+    store.evaluations.record("fid", "c", 5, {"FID": 42.5}, {"truncation": None})
     (summary,) = list_runs(tmp_path)
     assert (summary.preset, summary.iteration, summary.iterations, summary.state, summary.last_fid) == \
         ("digits32", 5, 10, "running", 42.5)

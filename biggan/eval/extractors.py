@@ -12,11 +12,13 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from torch import Tensor
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 from torch_fidelity.helpers import vassert
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+from torch_fidelity.utils import create_feature_extractor
 
 from biggan.eval.classifier import load_classifier
 from biggan.files import sha256_file
@@ -99,6 +101,7 @@ def dataset_classifier_extractor(classifier_path: Path) -> Extractor:
 def inception_extractor(weights_path: Path | None) -> Extractor:
     """torch-fidelity's Inception; a local weights file gets its own hash-named registration."""
     if weights_path is None:
+        # torch-fidelity would download the weights at first use; say how to avoid that offline.
         return Extractor(name=INCEPTION, weights_path=None)
     weights_path = Path(weights_path)
     if not weights_path.is_file():
@@ -106,3 +109,18 @@ def inception_extractor(weights_path: Path | None) -> Extractor:
     name = f"{INCEPTION}-{sha256_file(weights_path)[:12]}"
     _register(name, FeatureExtractorInceptionV3)
     return Extractor(name=name, weights_path=weights_path)
+
+
+def extractor_module(extractor: Extractor, layers: list[str], device: torch.device) -> FeatureExtractorBase:
+    """torch-fidelity's own feature extractor for `layers`, in eval mode on `device` (built on the
+    CPU and moved, so any `cuda:N` works, not only torch-fidelity's `.cuda()`)."""
+    kwargs = {"verbose": False}
+    if extractor.weights_path is not None:
+        kwargs["feature_extractor_weights_path"] = str(extractor.weights_path)
+    module = create_feature_extractor(extractor.name, list(dict.fromkeys(layers)), cuda=False, **kwargs)
+    return module.to(device)
+
+
+def metric_layer(extractor: Extractor, metric: str) -> str:
+    """The layer torch-fidelity uses for `metric` ("isc", "fid", "kid", "prc") with this extractor."""
+    return FEATURE_EXTRACTORS_REGISTRY[extractor.name].get_default_feature_layer_for_metric(metric)

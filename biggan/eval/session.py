@@ -1,0 +1,164 @@
+"""One way into a checkpoint for evaluation: `open_checkpoint` returns a session holding the
+run's config (with eval overrides), G_ema with standing statistics for any truncation, the raw
+G and D on demand, the feature extractor, the reference, and every feature pass already made,
+so each node asks for what it needs and nothing is computed twice."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from biggan.config import EvalConfig, ExperimentConfig, apply_overrides
+from biggan.eval.classifier import TrainedClassifier, train_classifier
+from biggan.eval.device import resolve_device
+from biggan.eval.extractors import Extractor, dataset_classifier_extractor, extractor_module, inception_extractor
+from biggan.eval.extractors import metric_layer
+from biggan.eval.feature_pass import FeatureBank, extract
+from biggan.eval.reference import Reference, published_reference, shard_fingerprint, shard_reference
+from biggan.runs import CheckpointInfo, RunStore
+from biggan.runs.networks import config_of, discriminator_from_state, generator_from_state
+from biggan.sampling.images import generated_batches
+from biggan.sampling.standing import standing_stats_
+
+
+def cache_dir(cfg: ExperimentConfig) -> Path:
+    """Local cache of classifiers and reference statistics (torch-fidelity reads local files):
+    eval.cache_dir, else $BIGGAN_CACHE, else ~/.cache/biggan. Keys are content fingerprints,
+    so one cache serves every run and every store."""
+    if cfg.eval.cache_dir is not None:
+        return Path(cfg.eval.cache_dir).expanduser().resolve()
+    return Path(os.environ.get("BIGGAN_CACHE") or Path.home() / ".cache" / "biggan").expanduser().resolve()
+
+
+def ensure_classifier(cfg: ExperimentConfig, device: torch.device | str = "cpu") -> TrainedClassifier | None:
+    """Train (once per shard set) the dataset classifier when the config uses it, else None."""
+    if cfg.eval.feature_extractor != "dataset-classifier":
+        return None
+    folder = f"{shard_fingerprint(cfg.data.train_shards)}-e{cfg.eval.classifier_epochs}-s{cfg.eval.seed}"
+    return train_classifier(train_shards=cfg.data.train_shards, out_dir=cache_dir(cfg) / "classifiers" / folder,
+                            val_shards=cfg.data.val_shards, epochs=cfg.eval.classifier_epochs,
+                            seed=cfg.eval.seed, device=device)
+
+
+def with_eval(cfg: ExperimentConfig, eval_overrides: "dict[str, Any] | EvalConfig | None") -> ExperimentConfig:
+    """The run's config with a caller's eval section (an EvalConfig, or dotted overrides of the run's)."""
+    if eval_overrides is None:
+        return cfg
+    if isinstance(eval_overrides, EvalConfig):
+        return cfg.model_copy(update={"eval": eval_overrides})
+    return cfg.model_copy(update={"eval": apply_overrides(cfg.eval, eval_overrides)})
+
+
+@dataclass
+class EvalSession:
+    store: RunStore  # the run
+    info: CheckpointInfo  # the checkpoint evaluated
+    cfg: ExperimentConfig  # the run's config, eval overrides applied
+    device: torch.device  # eval.device, resolved
+    state: dict[str, Any] = field(repr=False)  # the checkpoint's state dicts
+    classifier: str | None = None  # dataset classifier file, when the config uses one
+    _G: torch.nn.Module | None = field(default=None, repr=False)
+    _G_truncation: object = field(default="unset", repr=False)  # truncation of _G's standing statistics
+    _extractor: Extractor | None = field(default=None, repr=False)
+    _reference: Reference | None = field(default=None, repr=False)
+    _banks: dict = field(default_factory=dict, repr=False)  # (truncation, samples, metrics) -> FeatureBank
+
+    # ---------------------------------------------------------------- networks
+
+    def prepared(self, G: torch.nn.Module, truncation: float | None) -> torch.nn.Module:
+        """Appendix C.1 standing statistics at the sampling truncation, then eval mode."""
+        ecfg = self.cfg.eval
+        G.to(self.device)
+        standing_stats_(G, self.cfg.model.num_classes, ecfg.standing_passes, ecfg.standing_batch, truncation,
+                        self.device, prior=self.cfg.model.latent, seed=ecfg.seed)
+        return G.eval()
+
+    def generator(self, truncation: float | None) -> torch.nn.Module:
+        """G_ema with standing statistics taken at `truncation` (recomputed only when it changes)."""
+        if self._G is None:
+            self._G = generator_from_state(self.state, ema=True)
+        if self._G_truncation != truncation:
+            self.prepared(self._G, truncation)
+            self._G_truncation = truncation
+        return self._G
+
+    def raw_generator(self) -> torch.nn.Module:
+        """The trained G (what D was trained against), with untruncated standing statistics."""
+        return self.prepared(generator_from_state(self.state, ema=False), None)
+
+    def discriminator(self) -> torch.nn.Module:
+        return discriminator_from_state(self.state).to(self.device)
+
+    # ---------------------------------------------------------------- features
+
+    @property
+    def extractor(self) -> Extractor:
+        if self._extractor is None:
+            ecfg = self.cfg.eval
+            if ecfg.feature_extractor == "dataset-classifier":
+                if self.classifier is None:
+                    trained = ensure_classifier(self.cfg, self.device)
+                    self.classifier = str(trained.path)
+                self._extractor = dataset_classifier_extractor(Path(self.classifier))
+            else:
+                self._extractor = inception_extractor(ecfg.inception_weights)
+        return self._extractor
+
+    def layer(self, metric: str) -> str:
+        return metric_layer(self.extractor, metric)
+
+    def module(self, layers: list[str]) -> torch.nn.Module:
+        return extractor_module(self.extractor, layers, self.device)
+
+    def reference(self, row_layers: tuple[str, ...] = ()) -> Reference:
+        """Statistics (and rows for KID / PR) of eval.reference's shards, or eval.reference_stats."""
+        ecfg = self.cfg.eval
+        if self._reference is not None and all(layer in self._reference.rows for layer in row_layers):
+            return self._reference
+        if ecfg.reference_stats is not None:
+            if row_layers:
+                raise ValueError("KID and precision-recall need real feature rows; eval.reference_stats holds "
+                                 "only mu and sigma: drop them from eval.metrics or the published statistics")
+            self._reference = published_reference(ecfg.reference_stats)
+        else:
+            shards = self.cfg.data.train_shards if ecfg.reference == "train" else self.cfg.data.val_shards
+            if shards is None:
+                raise ValueError("eval.reference is 'val' but data.val_shards is not set")
+            fid = self.layer("fid")
+            self._reference = shard_reference(shards, self.extractor.name, lambda: self.module([fid, *row_layers]),
+                                              fid, row_layers, cache_dir(self.cfg), self.device, ecfg.batch_size,
+                                              ecfg.reference_rows)
+        return self._reference
+
+    def features(self, truncation: float | None, moments: tuple[str, ...], keep: tuple[str, ...],
+                 num_samples: int | None = None) -> FeatureBank:
+        """One feature pass over `num_samples` samples of G_ema at `truncation` (cached)."""
+        n = num_samples if num_samples is not None else self.cfg.eval.num_samples
+        key = (truncation, n, moments, keep)
+        if key not in self._banks:
+            ecfg, mcfg = self.cfg.eval, self.cfg.model
+            G = self.generator(truncation)
+            batches = (images for images, _y in generated_batches(G, n, mcfg.num_classes, truncation, mcfg.latent,
+                                                                  ecfg.batch_size, ecfg.seed, self.device))
+            self._banks[key] = extract(batches, self.module([*moments, *keep]), self.device, moments, keep)
+        return self._banks[key]
+
+
+def open_checkpoint(
+    run: "str | RunStore",
+    checkpoint: str | None = None,  # name or iteration; None = the one the run marked for evaluation
+    eval_overrides: "dict[str, Any] | EvalConfig | None" = None,
+    classifier: str | None = None,  # a trained dataset classifier file, to skip the cache lookup
+) -> EvalSession:
+    """The evaluation session of one checkpoint of a run."""
+    store = run if isinstance(run, RunStore) else RunStore(run)
+    store.require()
+    info = store.checkpoint(checkpoint) if checkpoint else store.checkpoint_to_evaluate()
+    state = store.load_state(info)
+    cfg = with_eval(config_of(state), eval_overrides)
+    return EvalSession(store=store, info=info, cfg=cfg, device=resolve_device(cfg.eval.device), state=state,
+                       classifier=classifier)
