@@ -23,6 +23,7 @@ from biggan.interop.infer import infer_model_config
 from biggan.interop.keymap import needs_transpose, normalize_bn_layout, our_key, their_key
 from biggan.interop.optim import remap_adam
 from biggan.interop.reader import ImportedWeights, read_bigganpytorch
+from biggan.interop.safe_load import plain
 from biggan.interop.their_config import train_hints
 from biggan.models import Discriminator, Generator
 
@@ -39,7 +40,7 @@ class ImportedRun:
     opt_D: dict[str, Any] | None
     iteration: int  # their `itr`
     their_state: dict[str, Any]  # the rest of their state_dict.pth (epoch, best_IS, best_FID, ...)
-    their_config: dict[str, Any] | None  # their config as stored (placeholders for objects)
+    their_config: dict[str, Any] | None  # their config, JSON-ready (objects as '<not loaded: ...>')
     train_hints: dict[str, Any]  # their optimisation settings under our TrainConfig names
     notes: list[str] = field(default_factory=list)  # say these to the user
 
@@ -80,7 +81,7 @@ def import_bigganpytorch(
     return ImportedRun(
         model=cfg, G=converted["G"], D=converted["D"], G_ema=converted["G_ema"],
         opt_G=opt_G, opt_D=opt_D, iteration=imported.iteration, their_state=imported.state,
-        their_config=imported.config, train_hints=train_hints(imported.config), notes=notes,
+        their_config=plain(imported.config) if imported.config is not None else None, train_hints=train_hints(imported.config), notes=notes,
     )
 
 

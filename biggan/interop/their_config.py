@@ -69,8 +69,6 @@ def check_their_config(config: dict[str, Any] | None) -> list[str]:
         notes.append("num_G_SV_itrs != num_D_SV_itrs: we use G's for both (affects training only)")
     if value(config, "z_var") != 1.0:
         notes.append(f"z_var {value(config, 'z_var')}: their samples scaled z; ours draw N(0, I)")
-    if value(config, "mybn") or value(config, "cross_replica"):
-        notes.append("mybn / cross_replica: their BN statistics are read into our BN buffers")
     return notes
 
 
