@@ -81,7 +81,8 @@ def import_bigganpytorch(
     return ImportedRun(
         model=cfg, G=converted["G"], D=converted["D"], G_ema=converted["G_ema"],
         opt_G=opt_G, opt_D=opt_D, iteration=imported.iteration, their_state=imported.state,
-        their_config=plain(imported.config) if imported.config is not None else None, train_hints=train_hints(imported.config), notes=notes,
+        their_config=None if imported.config is None else plain(imported.config),
+        train_hints=train_hints(imported.config), notes=notes,
     )
 
 
