@@ -51,10 +51,12 @@ def export_generator(
     program: str | None = "pt2",  # "pt2", "ts" or None (weights and JSON only)
     source: dict[str, Any] | None = None,  # where it came from (run, checkpoint, iteration), recorded as is
 ) -> dict[str, Any]:
-    """Write the three files (see module docstring); returns the generator.json payload."""
+    """Write the three files (see module docstring); returns the generator.json payload.
+
+    G_ema itself is left as it was (mode, device); the program is built from a frozen copy.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    G_ema = G_ema.eval()
     state = {k: v.detach().cpu().contiguous() for k, v in G_ema.state_dict().items()}
     save_file(state, str(out / WEIGHTS), metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION)})
     description: dict[str, Any] = {
