@@ -165,3 +165,29 @@ def test_optimizer_state_round_trips_through_their_parameter_order(tmp_path):
             for key, value in entry.items():
                 assert torch.equal(remapped["state"][index][key], value), (name, index, key)
     torch.optim.Adam(Generator(run.model).parameters()).load_state_dict(run.opt_G)
+
+
+@pytest.mark.parametrize("layout", ["mybn", "cross_replica"])
+def test_their_other_bn_layouts_import_to_the_same_statistics(tmp_path, layout):
+    G, D, G_ema = random_nets(SMALL_32)
+    folder = write_their_folder(tmp_path / "theirs", SMALL_32, G, D, G_ema)
+    for name in ("G", "G_ema"):
+        sd = torch.load(folder / f"{name}.pth", weights_only=True)
+        moved = {}
+        for key, value in sd.items():
+            owner, _, leaf = key.rpartition(".")
+            if leaf not in ("stored_mean", "stored_var"):
+                moved[key] = value
+            elif layout == "mybn":  # layers.myBN after accumulate_standing_stats: sums and a counter
+                moved[f"{owner}.bn.{leaf}"] = value * 4
+                moved[f"{owner}.bn.accumulation_counter"] = torch.full((1,), 4.0)
+            else:  # their SynchronizedBatchNorm2d child
+                moved[f"{owner}.bn.{leaf.replace('stored', 'running')}"] = value
+                moved[f"{owner}.bn.num_batches_tracked"] = torch.tensor(9)
+        torch.save(moved, folder / f"{name}.pth")
+    run = import_bigganpytorch(folder)
+    assert any(f"saved with {layout} BN" in note for note in run.notes)
+    G2, D2, G_ema2 = Generator(run.model), Discriminator(run.model), Generator(run.model)
+    load_into(G2, D2, G_ema2, run)
+    for ours, source in zip(_outputs(G2.eval(), D2.eval(), G_ema2.eval(), SMALL_32), _outputs(G, D, G_ema, SMALL_32)):
+        assert torch.allclose(ours, source, atol=1e-6, rtol=0)
