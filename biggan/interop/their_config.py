@@ -104,13 +104,12 @@ def their_config_from(cfg: ModelConfig, dim_z: int, g_attention: int | None, d_a
 
     `dim_z` is the G's actual latent size (after hierarchical rounding); attention values are
     resolved resolutions (None = none). Their `--dataset` decides resolution and class count
-    in their scripts; `dataset` is filled in when one of theirs matches.
+    in their scripts; `dataset` is stored only when one of theirs matches.
     """
     datasets = {(32, 10): "C10", (32, 100): "C100", (32, 1000): "I32_hdf5", (64, 1000): "I64_hdf5",
                 (128, 1000): "I128_hdf5", (256, 1000): "I256_hdf5"}
-    return {
+    config = {
         **DEFAULTS,
-        "dataset": datasets.get((cfg.resolution, cfg.num_classes)),
         "resolution": cfg.resolution,
         "n_classes": cfg.num_classes,
         "G_ch": cfg.ch,
@@ -129,3 +128,9 @@ def their_config_from(cfg: ModelConfig, dim_z: int, g_attention: int | None, d_a
         "SN_eps": cfg.sn_eps,
         "skip_init": True,  # weights come from the files
     }
+    # sample.py --config_from_name copies every stored key over its own flags, so an unknown
+    # dataset must be left out rather than stored as None (their imsize_dict[None] fails).
+    dataset = datasets.get((cfg.resolution, cfg.num_classes))
+    if dataset is not None:
+        config["dataset"] = dataset
+    return config
