@@ -29,7 +29,8 @@ from torch import Tensor, nn
 
 from biggan.config import ModelConfig
 from biggan.export.program import export_program
-from biggan.files import atomic_write_text, sha256_file
+from biggan.files import sha256_file
+from biggan.storage import location
 
 FORMAT = "biggan-generator"
 FORMAT_VERSION = 1
@@ -86,7 +87,7 @@ def export_generator(
                           "distribution, deterministic in z (biggan.export.truncation)",
             "usage": usage.replace("DIM_Z", str(G_ema.dim_z)).replace("NUM_CLASSES", str(model_cfg.num_classes)),
         }
-    atomic_write_text(out / DESCRIPTION, json.dumps(description, indent=2))
+    location(out / DESCRIPTION).write_text(json.dumps(description, indent=2))
     return description
 
 
