@@ -1,8 +1,10 @@
 """A Ray that biggan starts by itself listens on loopback only, Ray Train's process group included.
 
-The job runs in a subprocess (tests/support/ray_loopback_job.py) with a marker in its
-environment; every process of that Ray session inherits the marker, also the workers Ray moves
-into their own process groups, so the test finds them all and lists their listening sockets.
+The job runs in a subprocess (tests/support/ray_loopback_job.py) with its own Ray temp dir and
+a unique RAY_AUTH_TOKEN. The session's processes are found by that token in their environment
+(workers Ray moved into their own process groups included), by logs open under the temp dir
+(agents, whose retitling zeroes their /proc environ) and as descendants of those; the test
+lists every listening socket they own.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import sockets
+from tests.support.ray_nodes import stop_session
 
 ROOT = Path(__file__).resolve().parents[2]
 # Components shown unable to bind to loopback in Ray 2.60 / torch 2.14: none once the node IP
@@ -28,34 +31,37 @@ ROOT = Path(__file__).resolve().parents[2]
 ALLOWED_ELSEWHERE: dict[str, str] = {}
 
 
-def _job_env(marker: str, train: bool) -> dict[str, str]:
+def _job_env(token: str, train: bool) -> dict[str, str]:
     env = dict(os.environ)
     for key in ("RAY_AUTH_MODE", "RAY_ADDRESS"):  # tests/conftest.py disables auth for the session
         env.pop(key, None)
-    name, _, value = marker.partition("=")
-    # A throwaway token: the job must not read or write ~/.ray/auth_token.
-    env.update({name: value, "RAY_AUTH_TOKEN": uuid.uuid4().hex, "RAY_USAGE_STATS_ENABLED": "0",
-                "PYTHONPATH": str(ROOT), "PROBE_TRAIN": "1" if train else "0"})
+    # A throwaway token (the job must not read or write ~/.ray/auth_token); being unique, it
+    # also marks the session's processes.
+    env.update({"RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(ROOT),
+                "PROBE_TRAIN": "1" if train else "0"})
     return env
 
 
 def _run_and_sample(mode: str, train: bool, timeout: float = 75.0) -> tuple[list[sockets.Listener], dict]:
     """Run the job; list the session's listeners until its workers are up, then let it finish."""
     sync = Path(tempfile.mkdtemp(prefix="rl-", dir="/tmp"))  # short: Ray's socket paths live under it
-    marker = f"BIGGAN_SOCKET_PROBE={uuid.uuid4().hex}"
+    token = uuid.uuid4().hex
+    marker, temp_dirs = f"RAY_AUTH_TOKEN={token}", [str(sync / "ray")]
     log = (sync / "job.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "tests.support.ray_loopback_job", mode, str(sync)],
-                            cwd=ROOT, env=_job_env(marker, train), stdout=log, stderr=subprocess.STDOUT,
+                            cwd=ROOT, env=_job_env(token, train), stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     found: set[sockets.Listener] = set()
     try:
         deadline = time.time() + timeout
         want = ["ready-0", "ready-1"] if train else ["started"]
         while time.time() < deadline and proc.poll() is None:
+            # Cheap look while starting up (the agents are the raylet's children here) ...
             found |= set(sockets.listeners(sockets.marked(marker) | sockets.tree(proc.pid)))
             if all((sync / name).exists() for name in want):
+                # ... and the full session once everything runs.
                 time.sleep(1.0)  # let late starters (agents' metrics ports) come up, then look again
-                found |= set(sockets.listeners(sockets.marked(marker) | sockets.tree(proc.pid)))
+                found |= set(sockets.listeners(sockets.ray_session(marker, temp_dirs, [proc.pid])))
                 break
             time.sleep(0.5)
         (sync / "sampled").write_text("1")
@@ -64,25 +70,11 @@ def _run_and_sample(mode: str, train: bool, timeout: float = 75.0) -> tuple[list
         assert result_file.exists(), (sync / "job.log").read_text()[-4000:]
         return sorted(found, key=lambda x: (x.name, x.port)), json.loads(result_file.read_text())
     finally:
-        _kill_marked(proc, marker)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        stop_session(marker, [sync / "ray"])
         log.close()
         shutil.rmtree(sync, ignore_errors=True)
-
-
-def _kill_marked(proc: subprocess.Popen, marker: str) -> None:
-    """Kill the job and every process that carries its marker (Ray's reparented workers)."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    for _ in range(20):
-        left = sockets.marked(marker)
-        if not left:
-            return
-        for pid in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.25)
 
 
 @pytest.mark.slow

@@ -39,9 +39,10 @@ def tree(pid: int) -> set[int]:
 
 
 def marked(marker: str) -> set[int]:
-    """Processes whose environment holds `marker` (a NAME=value string). Every process a Ray
-    node starts inherits the environment of the process that started it, including workers
-    the raylet starts and the ones Ray moves into their own process groups."""
+    """Processes whose environment holds `marker` (a NAME=value string). Ray's processes
+    inherit the environment of the process that started them, workers in their own process
+    groups included; but a process that retitles itself (setproctitle: "ray::DashboardAgent")
+    may have its /proc environ zeroed, so use ray_session() to find a Ray session."""
     found = set()
     for proc in psutil.process_iter():
         try:
@@ -61,6 +62,31 @@ def with_cmdline(fragment: str) -> set[int]:
         if fragment in " ".join(proc.info.get("cmdline") or []):
             found.add(proc.pid)
     return found
+
+
+def with_open_files_under(dirs: Iterable[str]) -> set[int]:
+    """Processes holding a file open under one of `dirs` (Ray processes keep their logs open
+    in their node's temp dir, whatever their title or environment)."""
+    prefixes = tuple(str(d).rstrip("/") + "/" for d in dirs)
+    found = set()
+    for proc in psutil.process_iter():
+        try:
+            if any(f.path.startswith(prefixes) for f in proc.open_files()):
+                found.add(proc.pid)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def ray_session(marker: str, temp_dirs: Iterable[str], roots: Iterable[int] = ()) -> set[int]:
+    """Every living process of a Ray session: those carrying `marker` in their environment,
+    those with a log open under one of the session's `temp_dirs`, and all their descendants
+    and those of `roots`."""
+    temp_dirs = list(temp_dirs)
+    pids = marked(marker) | with_open_files_under(temp_dirs) | set(roots)
+    for pid in list(pids):
+        pids |= tree(pid)
+    return pids
 
 
 def listeners(pids: Iterable[int]) -> list[Listener]:
