@@ -29,6 +29,11 @@ its "node IP is localhost" branch:
 this machine only. The C++ servers pick a wildcard (`::`) for a non-loopback node IP; ray-project/ray
 PRs 55484 and 59852 describe binding them to the node IP, which this build does not do.
 
+Joining such a cluster (RAY_ADDRESS=127.0.0.1:<port>) hits the same rewrite: ray.init turns
+the address into <routable IP>:<port>, where nothing listens, and hangs. Connect inside
+`with loopback_node_ip(): ray.init(address=...)`, or start the driver process with
+RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (tests/support/ray_nodes.py does both ways).
+
 Not Ray but started by Ray Train: torch's c10d TCPStore, the rendezvous store that rank 0
 serves for `init_process_group(init_method="env://")` at MASTER_ADDR:MASTER_PORT. Its server
 binds the wildcard `::` whatever MASTER_ADDR says (torch's TCPStore has no bind-host argument).
