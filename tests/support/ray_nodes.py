@@ -102,13 +102,19 @@ def _node_id(temp_dir: Path) -> str:
     return found.pop()
 
 
+def _self_and_ancestors() -> set[int]:
+    proc = sockets.psutil.Process()
+    return {proc.pid} | {parent.pid for parent in proc.parents()}
+
+
 def stop_session(marker: str, temp_dirs: list[Path], timeout: float = 10.0) -> None:
     """SIGTERM every process of the session (sockets.ray_session), then SIGKILL what is left.
     The agents ignored SIGTERM and outlived their raylet in one run here, hence the SIGKILL."""
     deadline = time.time() + timeout
     sig = signal.SIGTERM
+    spared = _self_and_ancestors()  # a caller that put the cluster's token in its own environment
     while True:
-        left = sockets.ray_session(marker, [str(d) for d in temp_dirs])
+        left = sockets.ray_session(marker, [str(d) for d in temp_dirs]) - spared
         if not left:
             return
         if time.time() > deadline - timeout / 2:
@@ -169,8 +175,9 @@ def two_node_cluster(tmp_dir: Path, cpus_per_node: int = 2,
 def kill_train_worker_on_node(node_id: str, address: str | None = None) -> int:
     """SIGKILL the Ray Train worker (actor class RayTrainWorker) alive on `node_id`; return its PID.
 
-    Run it in a process connected to the cluster (ray.init done) or pass its GCS `address`:
-    the state API finds the actor, and its PID is a process on this machine.
+    Run it in a process connected to the cluster (ray.init done; the test does it from its
+    driver): the state API finds the actor, and its PID is a process on this machine.
+    `address` is passed to `ray.util.state.list_actors` as is.
     """
     from ray.util.state import list_actors
 
