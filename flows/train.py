@@ -14,7 +14,8 @@ from prefect.cache_policies import NO_CACHE
 
 from biggan.config import ExperimentConfig
 from biggan.experiment import resolve_experiment
-from biggan.train.launcher import connect_ray, launch_training
+from biggan.train.launcher import launch_training
+from biggan.train.launcher.cluster import connect_ray
 
 
 @task(cache_policy=NO_CACHE)
@@ -32,7 +33,7 @@ def connect_ray_task(config: ExperimentConfig) -> str | None:
     """Join or start the Ray cluster; return its dashboard URL."""
     if config.cluster.num_workers == 0:
         return None
-    return connect_ray(config.cluster)
+    return connect_ray(config.cluster).dashboard_url
 
 
 # No retries here: Ray's FailureConfig already restarts workers from the last checkpoint, and a

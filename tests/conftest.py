@@ -40,11 +40,14 @@ def ray_cluster():
     """One local Ray instance for the session; launchers reuse it when it is initialised."""
     import ray
 
+    from biggan.train.launcher.local_ray import start_local_ray
+
     if not ray.is_initialized():
         # Logical CPUs above the 2 physical cores so a 2-worker trainer plus its controller
-        # and a shard task never wait on each other for scheduling.
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}})
+        # and a shard task never wait on each other for scheduling. Bound to loopback like the
+        # Ray that biggan starts for a user.
+        start_local_ray(num_cpus=4, include_dashboard=False, object_store_memory=200 * 2**20,
+                        runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}})
     yield ray
     ray.shutdown()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from biggan.config.base import Strict
@@ -16,4 +18,6 @@ class ClusterConfig(Strict):
     ray_address: str | None = Field(
         None, description="existing Ray cluster to join; None = RAY_ADDRESS, else a new local one on loopback")
     max_failures: int = Field(2, ge=0, description="worker-group restarts from the last checkpoint (Ray FailureConfig)")
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
+        "PACK", description="how Ray places the workers on nodes (STRICT_SPREAD: one per node)")
     dashboard_host: str = Field("127.0.0.1", description="interface of a local Ray's dashboard")

@@ -107,18 +107,45 @@ def test_conditional_put_refuses_to_overwrite(s3):
 
 
 @pytest.mark.slow
-def test_ray_train_checkpoints_to_s3_and_resumes(s3, tmp_path):
-    """RunConfig(storage_path="s3://...") with the endpoint from AWS_ENDPOINT_URL: Ray 2.60
-    resolves it with pyarrow's from_uri, in the driver and in the workers."""
-    out = tmp_path / "fits.json"
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
-    env.update(s3.env(), RAY_AUTH_TOKEN=uuid.uuid4().hex, RAY_USAGE_STATS_ENABLED="0", PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-m", "tests.support.ray_s3_job", "env", s3.uri("ray"), str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
-    first, second = json.loads(out.read_text())
-    assert first["error"] is None and second["error"] is None
-    assert first["state"] == {"step": 0} and second["state"] == {"step": 1}  # resumed from S3
-    assert first["checkpoint_path"].startswith(f"{s3.bucket}/ray/s3-run/checkpoint_")
-    names = _names(s3.filesystem(), f"{s3.bucket}/ray/s3-run")
-    assert f"{s3.bucket}/ray/s3-run/checkpoint_manager_snapshot.json" in names
+def test_run_store_on_s3(s3, monkeypatch):
+    """The run store's local-disk behaviour, on an object store: checkpoints exist only with
+    their manifest, damage is named, stats append, runs are numbered and listed."""
+    import torch
+
+    from biggan.runs import CheckpointDamaged, RunStore
+    from biggan.runs.naming import list_runs, next_run_name
+    from biggan.storage import location
+
+    for key, value in s3.env().items():
+        monkeypatch.setenv(key, value)
+    root = location(s3.uri("store"))
+    assert next_run_name(root, "digits32") == "00000-digits32"
+    store = RunStore(root / "00000-digits32")
+    store.write_options({"preset": "digits32", "train": {"iterations": 4}})
+    lin = torch.nn.Linear(3, 3)
+    for it in (1, 2):
+        state = {"G": lin.state_dict(), "D": {}, "G_ema": {}, "opt_G": {}, "opt_D": {}, "iteration": it,
+                 "rng": {}, "data": {}, "config": {}}
+        store.save_checkpoint(state, {"loss/G": float(it)})
+    assert [c.iteration for c in store.checkpoints()] == [1, 2]
+    assert torch.equal(store.load_state(store.checkpoint("2"))["G"]["weight"], lin.weight)
+    # A save that died before its manifest: objects without manifest.json are not a checkpoint.
+    (root / "00000-digits32" / "checkpoint_00000003" / "state.pt").write_bytes(b"half")
+    assert [c.iteration for c in store.checkpoints()] == [1, 2]
+    # A state.pt cut short under a whole manifest is named, and the newest intact one is used.
+    good = (store.location / "checkpoint_00000002" / "state.pt").read_bytes()
+    (store.location / "checkpoint_00000002" / "state.pt").write_bytes(good[: len(good) // 2])
+    with pytest.raises(CheckpointDamaged, match="checkpoint_00000002/state.pt is cut short"):
+        store.checkpoint("2")
+    warnings: list[str] = []
+    assert store.load_newest_intact(warn=warnings.append)[0].iteration == 1 and len(warnings) == 1
+    for it in (1, 2, 3):
+        store.stats.append({"iteration": it})
+    store.stats.keep(lambda r: r["iteration"] <= 2)
+    store.stats.append({"iteration": 5})
+    assert [r["iteration"] for r in RunStore(store.uri).stats.read()] == [1, 2, 5]
+    store.write_status("finished", 4, 4)
+    assert next_run_name(root, "digits32") == "00001-digits32"
+    (summary,) = list_runs(root)
+    assert (summary.name, summary.state, summary.iteration) == ("00000-digits32", "finished", 4)
+

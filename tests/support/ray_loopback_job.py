@@ -1,6 +1,6 @@
 """A small Ray job for socket checks, run as `python -m tests.support.ray_loopback_job MODE SYNC_DIR`.
 
-MODE "loopback": Ray from biggan.train.ray_local.start_local_ray and a 2-worker gloo
+MODE "loopback": Ray from biggan.train.launcher.local_ray.start_local_ray and a 2-worker gloo
 TorchTrainer with LoopbackTorchConfig. MODE "loopback-torch-store": the same Ray with Ray's
 own TorchConfig. MODE "plain": `ray.init()` and Ray's own TorchConfig. The last two show what
 the check catches. It runs in its own process so the test session's Ray (if
@@ -64,7 +64,7 @@ def main(mode: str, sync: Path) -> None:
     from ray.train.torch import TorchConfig, TorchTrainer
 
     if mode in ("loopback", "loopback-torch-store"):
-        from biggan.train import ray_local
+        from biggan.train.launcher import local_ray as ray_local
 
         url = ray_local.start_local_ray(num_cpus=4, object_store_memory=80 * 2**20, temp_dir=str(sync / "ray"))
         torch_config = (ray_local.LoopbackTorchConfig(backend="gloo") if mode == "loopback"

@@ -22,10 +22,12 @@ from typing import Any
 
 import torch
 
-from biggan.config import ClusterConfig, ExperimentConfig
+from biggan.config import ExperimentConfig
 from biggan.files import source_fingerprint
 from biggan.runs import RunNotFound, RunStore
 from biggan.train.context import LocalContext
+from biggan.train.launcher.cluster import connect_ray, torch_config
+from biggan.train.launcher.local_ray import worker_env as loopback_env
 from biggan.train.loop import train
 
 # Test hook (used by the FailureConfig integration test): a worker of rank 0 exits hard,
@@ -39,26 +41,6 @@ class TrainResult:
     checkpoint: str | None  # the checkpoint to evaluate (last before collapse, else newest)
     metrics: dict[str, Any] = field(default_factory=dict)  # last reported metrics
     dashboard_url: str | None = None  # Ray dashboard (None in-process or when not served)
-
-
-def connect_ray(cluster: ClusterConfig) -> str | None:
-    """Reuse an initialised Ray, else join `ray_address`/RAY_ADDRESS, else start a local one
-    with its dashboard on `dashboard_host` (loopback by default). Returns the dashboard URL."""
-    os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")  # Train runs on the dashboard
-    import ray
-    from ray._private.worker import get_dashboard_url
-
-    if not ray.is_initialized():
-        address = cluster.ray_address or os.environ.get("RAY_ADDRESS")
-        env = {"env_vars": {"RAY_TRAIN_ENABLE_STATE_TRACKING": "1"}}
-        if address:
-            ray.init(address=address, runtime_env=env)
-        else:
-            ray.init(include_dashboard=True, dashboard_host=cluster.dashboard_host, runtime_env=env)
-    url = get_dashboard_url()
-    if url and not url.startswith("http"):
-        url = f"http://{url}"
-    return url or None
 
 
 class RayTrainContext:
@@ -137,25 +119,26 @@ def launch_training(cfg: ExperimentConfig) -> TrainResult:
         return TrainResult(run=store.uri, checkpoint=_to_evaluate(store), metrics=result.metrics)
 
     from ray.train import FailureConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.train.torch import TorchTrainer
 
-    dashboard_url = connect_ray(cfg.cluster)
+    ray_cluster = connect_ray(cfg.cluster)
+    dashboard_url = ray_cluster.dashboard_url
     if dashboard_url:
         print(f"Ray dashboard: {dashboard_url}", flush=True)
-    fs, path = store.ray_storage()
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"config": cfg.model_dump(mode="json"), "threads": max(1, int(cfg.cluster.cpus_per_worker)),
                            "code": package_fingerprint()},
-        torch_config=TorchConfig(backend="nccl" if cfg.cluster.use_gpu else "gloo"),
+        torch_config=torch_config("nccl" if cfg.cluster.use_gpu else "gloo", ray_cluster.loopback),
         scaling_config=ScalingConfig(num_workers=cfg.cluster.num_workers, use_gpu=cfg.cluster.use_gpu,
-                                     resources_per_worker={"CPU": cfg.cluster.cpus_per_worker}),
+                                     resources_per_worker={"CPU": cfg.cluster.cpus_per_worker},
+                                     placement_strategy=cfg.cluster.placement_strategy),
         run_config=RunConfig(
             name="ray",
-            storage_path=path,
-            storage_filesystem=fs,
+            # Ray resolves the URI with pyarrow (credentials from each node's environment).
+            storage_path=store.uri,
             failure_config=FailureConfig(max_failures=cfg.cluster.max_failures),
-            worker_runtime_env={"env_vars": _worker_env()},
+            worker_runtime_env={"env_vars": _worker_env(ray_cluster.loopback)},
         ),
     )
     result = trainer.fit()
@@ -167,9 +150,11 @@ def launch_training(cfg: ExperimentConfig) -> TrainResult:
                        dashboard_url=dashboard_url)
 
 
-def _worker_env() -> dict[str, str]:
+def _worker_env(loopback: bool) -> dict[str, str]:
     """Environment the workers need from the driver (a running cluster's raylet has its own)."""
-    env = {"RAY_TRAIN_ENABLE_STATE_TRACKING": os.environ.get("RAY_TRAIN_ENABLE_STATE_TRACKING", "1"),
+    # On a loopback cluster gloo's pair sockets are pinned to `lo` too; across machines they must not be.
+    env = {**(loopback_env() if loopback else {}),
+           "RAY_TRAIN_ENABLE_STATE_TRACKING": os.environ.get("RAY_TRAIN_ENABLE_STATE_TRACKING", "1"),
            # Train V2 routes a worker's print() to its logger AND, because Ray has wrapped the
            # worker's stdout, tees it to stdout too: every progress line reached the driver
            # twice. Unpatched, print() goes to stdout once and Ray streams it to the driver.
