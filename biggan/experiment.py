@@ -15,6 +15,7 @@ from typing import Any
 
 from biggan.config import ConfigError, ExperimentConfig, apply_overrides
 from biggan.data.info import DatasetInfo, load_dataset_info
+from biggan.data.verify import usable_shards
 from biggan.presets import get_preset
 from biggan.runs.naming import find_run, next_run_name
 from biggan.runs.store import RunStore
@@ -82,10 +83,12 @@ def _data_info(uri: str, what: str) -> DatasetInfo:
 
 def apply_data_defaults(cfg: ExperimentConfig, explicit: set[str]) -> ExperimentConfig:
     """Fill model.resolution / model.num_classes from the training shards; refuse conflicts.
+    The tars' sizes are checked against dataset.json here too, before anything starts.
 
     `explicit`: dotted keys the user set (a preset's resolution counts as explicit: it is the
     architecture the preset names)."""
     info = _data_info(cfg.data.train_shards, "data.train_shards")
+    usable_shards(cfg.data.train_shards, cfg.data.on_damaged_shard, warn=lambda line: None)
     updates: dict[str, Any] = {}
     for key, data_value in (("resolution", info.resolution), ("num_classes", info.num_classes)):
         value = getattr(cfg.model, key)

@@ -25,7 +25,7 @@ from biggan.eval.session import ensure_classifier, with_eval
 from biggan.eval.truncation import truncation_curve_of_checkpoint
 from biggan.runs import RunStore
 from flows.artifacts import publish_evaluation, publish_memorization, publish_truncation
-from flows.runners import remote_gpus, task_runner
+from flows.runners import remote_gpus, retry_unless_user_error, task_runner
 
 # Tasks are NO_CACHE: each underlying function is idempotent on disk instead (the classifier is
 # reused from its fingerprint-keyed folder, reference statistics from the cache, scored
@@ -40,7 +40,7 @@ def run_config_task(run: str, eval_overrides: dict[str, Any]) -> ExperimentConfi
     return with_eval(cfg, eval_overrides or None)
 
 
-@task(cache_policy=NO_CACHE, retries=1)
+@task(cache_policy=NO_CACHE, retries=1, retry_condition_fn=retry_unless_user_error)
 def dataset_classifier_task(config: ExperimentConfig) -> str | None:
     """Train the dataset classifier once per shard set (cached by fingerprint); None if unused."""
     from biggan.eval.device import resolve_device
@@ -60,7 +60,7 @@ def checkpoint_to_evaluate_task(run: str, checkpoint: str | None) -> str:
     return store.checkpoint(checkpoint).name if checkpoint else store.checkpoint_to_evaluate().name
 
 
-@task(cache_policy=NO_CACHE, retries=1)
+@task(cache_policy=NO_CACHE, retries=1, retry_condition_fn=retry_unless_user_error)
 def score_checkpoint_task(run: str, checkpoint: str, classifier: str | None, eval_cfg: EvalConfig) -> dict:
     """eval.metrics of one checkpoint's EMA G (standing stats), recorded in the run's metric histories."""
     return history.score_checkpoint(RunStore(run), checkpoint, eval_cfg, classifier)
@@ -73,19 +73,19 @@ def plot_history_task(run: str) -> str | None:
     return None if plot is None else plot.uri
 
 
-@task(cache_policy=NO_CACHE, retries=1)
+@task(cache_policy=NO_CACHE, retries=1, retry_condition_fn=retry_unless_user_error)
 def truncation_curve_task(run: str, checkpoint: str, classifier: str | None, eval_cfg: EvalConfig) -> dict:
     """Sweep truncation thresholds; write <run>/truncation/."""
     return truncation_curve_of_checkpoint(RunStore(run), checkpoint, eval_cfg, classifier)
 
 
-@task(cache_policy=NO_CACHE, retries=1)
+@task(cache_policy=NO_CACHE, retries=1, retry_condition_fn=retry_unless_user_error)
 def memorization_task(run: str, checkpoint: str, eval_cfg: EvalConfig) -> dict:
     """D accuracy on real train vs held-out images and class-wise nearest neighbours; <run>/memorization/."""
     return memorization_check(RunStore(run), checkpoint, eval_cfg)
 
 
-@task(cache_policy=NO_CACHE, retries=1)
+@task(cache_policy=NO_CACHE, retries=1, retry_condition_fn=retry_unless_user_error)
 def quality_check_task(run: str, checkpoint: str, classifier: str | None) -> dict:
     """Class agreement (independent judge) and the FID drop from the untrained G; <run>/quality.json."""
     from biggan.eval.agreement import quality_check, write_quality

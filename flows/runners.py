@@ -29,3 +29,11 @@ def remote_gpus(gpus: float):
 
     with remote_options(num_gpus=gpus):
         yield
+
+
+def retry_unless_user_error(task, task_run, state) -> bool:
+    """`retry_condition_fn` of every retried task: a user's error (a bad path, bad data, a bad
+    setting, a damaged file) fails at once; retrying would only repeat the same message."""
+    from biggan.errors import UserError
+
+    return not isinstance(state.data, UserError)

@@ -18,19 +18,19 @@ from biggan.config import ShardConfig
 from biggan.data.info import DatasetInfo
 from biggan.data.progress import ProgressLog
 from biggan.data.shard import ShardPlan, ShardRecord, finalize_dataset, plan_shards, write_shard
-from flows.runners import task_runner
+from flows.runners import retry_unless_user_error, task_runner
 
 # The shard writer is itself idempotent (verified tars are kept), so Prefect's input-hash cache
 # would add nothing but the cost of hashing a plan of up to millions of sources.
 
 
-@task(cache_policy=NO_CACHE, retries=1)
+@task(cache_policy=NO_CACHE, retries=1, retry_condition_fn=retry_unless_user_error)
 def plan_shards_task(config: ShardConfig) -> ShardPlan:
     """List and validate the sources, shuffle with the seed, cut into shards."""
     return plan_shards(config)
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2, retry_condition_fn=retry_unless_user_error)
 def write_shard_task(plan: ShardPlan, index: int) -> ShardRecord:
     """Write one tar (or verify and keep a complete one)."""
     return write_shard(plan, index)

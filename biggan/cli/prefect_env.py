@@ -10,3 +10,12 @@ def prepare_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     # Offline machines: the temporary server's telemetry call only fails and logs an error.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    import prefect.main  # noqa: F401 - configures Prefect's logging, which the next lines adjust
+
+    log_file = os.environ.get("BIGGAN_LOG_FILE")
+    if log_file and not os.environ.get("BIGGAN_DEBUG"):  # the `biggan` script, without --debug
+        from pathlib import Path
+
+        from biggan.cli.entry import quiet_tracebacks
+
+        quiet_tracebacks(Path(log_file))

@@ -26,6 +26,7 @@ def train_command(preset: str, overrides: tuple[str, ...], shards: str | None, n
                   resume: str | None, store: str, num_workers: int | None, use_gpu: bool | None,
                   dry_run: bool) -> None:
     """Train BigGAN: the same `train-biggan` flow the Prefect deployment runs."""
+    from biggan.errors import UserError
     from biggan.experiment import resolve_experiment
     from biggan.runs import RunNotFound
 
@@ -34,6 +35,8 @@ def train_command(preset: str, overrides: tuple[str, ...], shards: str | None, n
         cfg = resolve_experiment(preset, pairs, shards, num_workers, use_gpu, name=name, resume=resume, store=store)
     except (ConfigError, RunNotFound) as err:
         raise click.UsageError(str(err)) from None
+    except UserError as err:  # damaged shards, unreadable data: not a usage mistake, still one line
+        raise click.ClickException(str(err)) from None
     if dry_run:
         echo_json(cfg.model_dump(mode="json"))
         return

@@ -33,6 +33,17 @@ class ShardConfig(Strict):
 
     _resolution = field_validator("resolution")(check_resolution)
 
+    @field_validator("out")
+    @classmethod
+    def _out_can_be_a_folder(cls, value: str) -> str:
+        if "://" not in value:
+            for parent in [Path(value), *Path(value).parents]:
+                if parent.exists():
+                    if not parent.is_dir():
+                        raise ValueError(f"{parent} is a file, so {value} cannot be a shard folder")
+                    break
+        return value
+
     @model_validator(mode="after")
     def _check_source(self) -> "ShardConfig":
         if self.source == "imagenet":
@@ -57,3 +68,6 @@ class DataConfig(Strict):
         None, description="held-out shard set (memorization check, FID against val); None = none")
     shuffle_buffer: int = Field(2000, ge=0, description="WebDataset sample shuffle buffer per loader worker")
     loader_workers: int = Field(1, ge=0, description="DataLoader worker processes per training rank")
+    on_damaged_shard: Literal["stop", "skip"] = Field(
+        "stop", description="a missing, cut or unreadable tar stops the run (stop) or is left out and counted (skip)")
+    verify: bool = Field(False, description="check every tar's sha256 against dataset.json before training")

@@ -32,6 +32,8 @@ class EvalConfig(Strict):
         None, description="local pt_inception-2015-12-05 weights file (offline machines)")
     reference_stats: Path | None = Field(
         None, description="published FID statistics (.npz with mu, sigma) to score against instead of the shards")
+    verify_reference: bool = Field(
+        True, description="check the reference shards' sha256 before their statistics are computed and cached")
     reference_rows: int = Field(
         50_000, ge=2, description="real feature rows kept for KID / precision-recall (they subsample anyway)")
     thresholds: list[float] = Field(

@@ -7,8 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from biggan.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A user's config mistake, said in one line that names the key, the value and the rule."""
 
 
@@ -54,7 +56,7 @@ def describe_validation_error(err: ValidationError, overrides: dict[str, Any] | 
     for item in err.errors():
         key = ".".join(str(p) for p in item["loc"] if not isinstance(p, int))
         given = (overrides or {}).get(key, item.get("input"))
-        message = str(item["msg"]).removeprefix("Value error, ")
+        message = " ".join(str(item["msg"]).removeprefix("Value error, ").split())  # one line
         shown = f"{key} = {given!r}: " if key and not isinstance(given, dict) else (f"{key}: " if key else "")
         parts.append(f"{shown}{message}")
     return "; ".join(parts)

@@ -25,6 +25,16 @@ class CollapseConfig(Strict):
     patience: int = Field(2, ge=1, description="consecutive tripping log intervals that stop the run")
     window: int = Field(20, ge=2, description="log intervals in the running medians")
     warmup: int = Field(5, ge=0, description="log intervals before the rule is armed")
+    # A dead run (not in the paper, seen at absurd learning rates): D outputs one value for every
+    # image, or its hinge loss sits at 2.0 (chance) with no gradient, so nothing can learn again.
+    # Both signals are exact zeros in practice, and far from any training regime (a random D
+    # already spreads its outputs by ~0.1), so they need no warm-up.
+    flat_d_spread: float = Field(
+        1e-5, gt=0, description="dead D: the spread (std) of its outputs and the real-fake gap both below this")
+    pinned_d_loss_band: float = Field(
+        0.01, gt=0, description="dead D: |D loss - 2.0| below this (the hinge loss at chance) ...")
+    vanishing_grad: float = Field(
+        1e-6, gt=0, description="... while D's gradient norm is below this")
 
 
 class TrainConfig(Strict):

@@ -9,9 +9,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from biggan.errors import DataError
 from biggan.storage import Location, location
 
 DATASET_FILE = "dataset.json"
+
+
+class MissingShardSet(DataError, FileNotFoundError):
+    """No finished shard set (no dataset.json) where one is expected."""
 
 
 class ShardEntry(BaseModel):
@@ -22,6 +27,7 @@ class ShardEntry(BaseModel):
     name: str  # file name inside the shard folder
     num_samples: int  # samples written into it
     sha256: str  # hex digest of the whole tar (byte-reproducible: mtime=0, fixed encoder)
+    size: int | None = None  # bytes of the tar (None in sets written before sizes were recorded)
 
 
 class SkippedEntry(BaseModel):
@@ -69,11 +75,12 @@ def load_dataset_info(shard_dir: "str | Path | Location") -> DatasetInfo:
     """Read and validate `shard_dir/dataset.json`; a clear error when the set is incomplete."""
     target = location(shard_dir) / DATASET_FILE
     if not target.is_file():
-        raise FileNotFoundError(
+        raise MissingShardSet(
             f"{target.uri} not found: {location(shard_dir).uri} is not a finished shard set "
             f"(run `biggan shard ...` first)")
     try:
         return DatasetInfo.model_validate_json(target.read_bytes())
     except ValidationError as err:
-        raise ValueError(f"{target.uri} is not a valid dataset.json: {err.errors()[0]['msg']} "
-                         f"at {'.'.join(map(str, err.errors()[0]['loc']))}") from None
+        first = err.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "the top level"
+        raise DataError(f"{target.uri} is not a valid dataset.json: {first['msg']} at {where!r}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -12,12 +13,53 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from torchvision.io import ImageReadMode, decode_image
-from webdataset.tariterators import group_by_keys, tar_file_expander
+from webdataset.tariterators import group_by_keys, tar_file_iterator
 
 from biggan.data.info import load_dataset_info
+from biggan.data.verify import Policy, stream_handler, usable_shards
+from biggan.errors import DamagedShard
 from biggan.storage import Location
 
 log = logging.getLogger("biggan.data")
+
+
+def _parse_sample(sample: dict, image_key: str) -> tuple[torch.Tensor, list[int], str]:
+    """(image, labels, source key) of a sample; a sample that does not parse (image bytes that
+    do not decode, labels that are not integers, a missing member) is a damaged shard, named."""
+    try:
+        labels = _labels(sample)
+        if not labels:
+            raise ValueError("no label")
+        data = sample[image_key]
+        if image_key == "png" and not png_intact(data):
+            raise ValueError("its PNG bytes do not match their checksums")
+        return _decode_rgb(data), labels, sample["src"].decode()
+    except (RuntimeError, KeyError, ValueError, AttributeError) as err:
+        raise DamagedShard(f"shard {sample.get('__url__', '?')} does not read: sample {sample.get('__key__', '?')} "
+                           f"is damaged ({type(err).__name__}: {err})") from None
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_intact(data: bytes) -> bool:
+    """Every chunk of a PNG present and matching its CRC32, up to IEND.
+
+    torchvision's PNG decoder tells libpng to ignore CRC errors, and a garbled PNG then crashed
+    the process (a segmentation fault, seen with one flipped byte). Checking the CRCs first
+    (zlib's crc32, C speed) turns that into a damaged-shard error naming the tar."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return False
+    view, pos = memoryview(data), len(_PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length = int.from_bytes(view[pos:pos + 4], "big")
+        end = pos + 12 + length
+        if end > len(data) or zlib.crc32(view[pos + 4:pos + 8 + length]) != int.from_bytes(view[end - 4:end], "big"):
+            return False
+        if view[pos + 4:pos + 8] == b"IEND":
+            return True
+        pos = end
+    return False
 
 
 def _decode_rgb(data: bytes) -> torch.Tensor:
@@ -41,21 +83,32 @@ def _to_tensor(images: list[torch.Tensor], as_uint8: bool) -> torch.Tensor:
     return batch.float().div_(127.5).sub_(1.0)  # [0, 255] -> [-1, 1], G's output range
 
 
-def open_shards(shards: Iterable[Location], handler: Callable[[Exception], bool] = wds.reraise_exception
-                ) -> Iterator[dict]:
-    """Samples (dicts of member bytes by extension) of tars read through the storage layer, so a
-    shard set on an object store streams exactly like a local one (WebDataset's own URL openers
-    would need a command-line client per scheme)."""
-    def streams() -> Iterator[dict]:
-        for shard in shards:
-            try:
-                yield {"url": shard.uri, "stream": shard.open_input()}
-            except Exception as exn:  # noqa: BLE001 - the handler decides, as in webdataset
-                exn.args = exn.args + (shard.uri,)
-                if not handler(exn):
-                    return
+def open_shards(shards: Iterable[Location], handler: Callable[[Exception], bool] = wds.reraise_exception,
+                expected: dict[str, int] | None = None) -> Iterator[dict]:
+    """Samples (dicts of member bytes by extension, `__url__` = the tar) of tars read through the
+    storage layer, so a shard set on an object store streams exactly like a local one.
 
-    return group_by_keys(tar_file_expander(streams(), handler=handler), handler=handler)
+    Each tar is counted against `expected` (name -> dataset.json's num_samples): Python's
+    tarfile stops silently at a garbled header after the first member, so a tar that ends
+    early is reported to `handler` as damaged instead of quietly losing its other samples.
+    """
+    for shard in shards:
+        try:
+            count = 0
+            with shard.open_input() as stream:
+                files = tar_file_iterator(stream, handler=handler)
+                for sample in group_by_keys((dict(f, __url__=shard.uri) for f in files), handler=handler):
+                    count += 1
+                    yield sample
+            want = (expected or {}).get(shard.name)
+            if want is not None and count != want:
+                raise DamagedShard(f"shard {shard.uri} does not read: it ends after {count} of its {want} samples")
+        except Exception as exn:  # noqa: BLE001 - the handler decides, as in webdataset
+            if isinstance(exn, DamagedShard) and handler is wds.reraise_exception:
+                raise
+            exn.args = exn.args + (shard.uri,)
+            if not handler(exn):
+                return
 
 
 def shards_for(shards: list[Location], rank: int, world_size: int) -> list[Location]:
@@ -74,8 +127,10 @@ class TrainStream(IterableDataset):
     """Infinite batches for one rank; DataLoader workers split the rank's shards again."""
 
     def __init__(self, shards: list[Location], batch_size: int, rank: int, world_size: int,
-                 seed: int, shuffle_buffer: int):
+                 seed: int, shuffle_buffer: int, policy: Policy = "stop", expected: dict[str, int] | None = None):
         super().__init__()
+        self.policy = policy  # a tar that fails mid-stream: stop with its name, or skip it
+        self.expected = expected  # tar name -> samples dataset.json lists for it
         self.shards = shards_for(list(shards), rank, world_size)
         self.batch_size = batch_size  # per-rank batch
         self.rank = rank
@@ -103,19 +158,19 @@ class TrainStream(IterableDataset):
                 yield from order
 
         def decode(sample: dict) -> tuple[torch.Tensor, int]:
-            image_key = "png" if "png" in sample else "jpg"
+            image, labels, _src = _parse_sample(sample, "png" if "png" in sample else "jpg")
             # Section 5.2: a multi-label image gets one of its labels uniformly at random, drawn
             # again every time the image is drawn.
-            return _decode_rgb(sample[image_key]), rng.choice(_labels(sample))
+            return image, rng.choice(labels)
 
         def collate(samples: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
             images, labels = zip(*samples)
             return _to_tensor(list(images), as_uint8=False), torch.tensor(labels, dtype=torch.int64)
 
         pipeline = wds.DataPipeline(
-            lambda: open_shards(shard_order(), handler=wds.warn_and_continue),  # a damaged tar is logged
+            lambda: open_shards(shard_order(), handler=stream_handler(self.policy), expected=self.expected),
             wds.shuffle(self.shuffle_buffer, initial=min(self.shuffle_buffer, 100), rng=rng),
-            wds.map(decode),
+            wds.map(decode, handler=stream_handler(self.policy)),
             wds.batched(self.batch_size, collation_fn=collate, partial=False),
         )
         return iter(pipeline)
@@ -152,14 +207,13 @@ class TrainBatches:
 
 
 def train_loader(shard_dir: "str | Path | Location", batch_size: int, rank: int, world_size: int, seed: int,
-                 shuffle_buffer: int, num_workers: int) -> TrainBatches:
+                 shuffle_buffer: int, num_workers: int, policy: Policy = "stop") -> TrainBatches:
     """Infinite (images float32 Bx3xHxW in [-1, 1], labels int64 B) for one rank of `world_size`."""
-    info = load_dataset_info(shard_dir)
-    paths = info.shard_locations(shard_dir)
-    if not paths:
-        raise ValueError(f"{shard_dir} holds no samples")
+    # Sizes against dataset.json (one listing): a damaged tar stops here or is left out.
+    paths, _skipped = usable_shards(str(shard_dir), policy, warn=lambda line: None if rank else log.warning(line))
+    expected = {shard.name: shard.num_samples for shard in load_dataset_info(shard_dir).shards}
     stream = TrainStream(paths, batch_size=batch_size, rank=rank, world_size=world_size,
-                         seed=seed, shuffle_buffer=shuffle_buffer)
+                         seed=seed, shuffle_buffer=shuffle_buffer, policy=policy, expected=expected)
     if num_workers == 0:
         return TrainBatches(iter(stream))
     # Batches are assembled inside the workers (batch_size=None): one IPC message per batch.
@@ -178,16 +232,19 @@ def eval_loader(shard_dir: "str | Path | Location", batch_size: int, as_uint8: b
     Multi-label samples report their first listed label. uint8 images are torch-fidelity's format.
     """
     info = load_dataset_info(shard_dir)
-    # Strict (reraise): an evaluation pass must not silently lose samples.
-    pipeline = open_shards(info.shard_locations(shard_dir))
+    # Strict: an evaluation pass must not silently lose samples (a damaged tar is one clear error).
+    paths, _ = usable_shards(str(shard_dir), "stop")
+    pipeline = open_shards(paths, handler=stream_handler("stop"),
+                           expected={shard.name: shard.num_samples for shard in info.shards})
     images: list[torch.Tensor] = []
     labels: list[int] = []
     keys: list[str] = []
     image_key = info.format
     for sample in pipeline:
-        images.append(_decode_rgb(sample[image_key]))
-        labels.append(_labels(sample)[0])
-        keys.append(sample["src"].decode())
+        image, sample_labels, src = _parse_sample(sample, image_key)
+        images.append(image)
+        labels.append(sample_labels[0])
+        keys.append(src)
         if len(images) == batch_size:
             yield _to_tensor(images, as_uint8), torch.tensor(labels, dtype=torch.int64), keys
             images, labels, keys = [], [], []

@@ -64,6 +64,7 @@ class ShardRecord(BaseModel):
     name: str
     num_samples: int
     sha256: str
+    size: int | None = None  # bytes of the tar
     fingerprint: str  # hash of the shard's plan and its sources' size + mtime; a change invalidates the tar
     skipped: list[SkippedEntry]
     reused: bool = False  # True when an existing complete tar was verified and kept
@@ -180,14 +181,14 @@ def write_shard(plan: ShardPlan, index: int) -> ShardRecord:
             sink.close()
             fh.flush()
             os.fsync(fh.fileno())
-        digest = sha256_file(tmp)
+        digest, size = sha256_file(tmp), tmp.stat().st_size
         if out.is_local:
             os.replace(tmp, out.local_path() / name)  # complete tars only appear under their final name
         else:
             (out / name).upload(tmp)
     finally:
         tmp.unlink(missing_ok=True)
-    record = ShardRecord(index=index, name=name, num_samples=written, sha256=digest,
+    record = ShardRecord(index=index, name=name, num_samples=written, sha256=digest, size=size,
                          fingerprint=fingerprint, skipped=skipped)
     (out / RECORDS_DIR / f"{name}.json").write_json(record.model_dump(mode="json"))
     return record
@@ -216,7 +217,7 @@ def finalize_dataset(plan: ShardPlan, records: list[ShardRecord]) -> DatasetInfo
         multi_label=plan.multi_label,
         classes=plan.classes,
         class_names=plan.class_names,
-        shards=[ShardEntry(name=r.name, num_samples=r.num_samples, sha256=r.sha256) for r in ordered],
+        shards=[ShardEntry(name=r.name, num_samples=r.num_samples, sha256=r.sha256, size=r.size) for r in ordered],
         skipped=skipped,
         label_frequencies=plan.label_frequencies,
         seed=cfg.seed,

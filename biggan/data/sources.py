@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from biggan.data.info import SkippedEntry
+from biggan.errors import DataError
 
 # Extensions treated as images: a file with one of these that fails to decode is a counted skip;
 # other files (README, .txt) are not images and are not counted as found.
@@ -57,10 +58,10 @@ def train_wnids(root: Path) -> list[str]:
     """Class order of every ImageNet tool: the sorted training wnid folders."""
     train = Path(root) / "train"
     if not train.is_dir():
-        raise ValueError(f"{train} is not a folder: an ImageNet root must hold train/<wnid>/ folders")
+        raise DataError(f"{train} is not a folder: an ImageNet root must hold train/<wnid>/ folders")
     wnids = sorted(p.name for p in train.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not wnids:
-        raise ValueError(f"{train} holds no class folders")
+        raise DataError(f"{train} holds no class folders")
     return wnids
 
 
@@ -85,7 +86,7 @@ def read_loc_solution(path: Path) -> dict[str, str]:
             if row.get("ImageId") and tokens:
                 out[row["ImageId"]] = tokens[0]
     if not out:
-        raise ValueError(f"{path} has no ImageId,PredictionString rows")
+        raise DataError(f"{path} has no ImageId,PredictionString rows")
     return out
 
 
@@ -100,7 +101,7 @@ def read_devkit_ground_truth(path: Path, devkit_classes: Path) -> dict[str, str]
             continue
         ilsvrc_id = int(line.strip())
         if not 1 <= ilsvrc_id <= len(order):
-            raise ValueError(f"{path}:{i}: ILSVRC2012_ID {ilsvrc_id} outside 1..{len(order)} of {devkit_classes}")
+            raise DataError(f"{path}:{i}: ILSVRC2012_ID {ilsvrc_id} outside 1..{len(order)} of {devkit_classes}")
         out[f"ILSVRC2012_val_{i:08d}"] = order[ilsvrc_id - 1]
     return out
 
@@ -113,7 +114,7 @@ def imagenet_sources(root: Path, split: str, val_ground_truth: Path | None = Non
     index = {w: i for i, w in enumerate(wnids)}
     split_dir = root / split
     if not split_dir.is_dir():
-        raise ValueError(f"{split_dir} is not a folder")
+        raise DataError(f"{split_dir} is not a folder")
     items: list[SourceItem] = []
     skipped: list[SkippedEntry] = []
     folders = [p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
@@ -141,7 +142,7 @@ def imagenet_sources(root: Path, split: str, val_ground_truth: Path | None = Non
             else:
                 items.append(SourceItem(key=rel, path=str(path), labels=(index[wnid],)))
     if not items and not skipped:
-        raise ValueError(f"{split_dir} holds no images")
+        raise DataError(f"{split_dir} holds no images")
     return SourceList(items=items, classes=wnids, class_names=_synset_names(root, wnids), skipped=skipped)
 
 
@@ -157,12 +158,12 @@ def _flat_ground_truth(root: Path, split_dir: Path, val_ground_truth: Path | Non
             if Path(gt).suffix.lower() == ".csv":
                 return read_loc_solution(Path(gt))
             if devkit_classes is None:
-                raise ValueError(
+                raise DataError(
                     f"{gt} is the devkit form (class IDs in devkit order): also give devkit_classes, "
                     "a file with the wnid of each ILSVRC2012_ID per line"
                 )
             return read_devkit_ground_truth(Path(gt), Path(devkit_classes))
-    raise ValueError(
+    raise DataError(
         f"{split_dir} has no class folders and no ground-truth file was found: give val_ground_truth "
         f"({LOC_GROUND_TRUTH} or {DEVKIT_GROUND_TRUTH} + devkit_classes)"
     )
@@ -179,15 +180,17 @@ def jft_sources(manifest: Path, top_labels: int | None = None) -> SourceList:
     base = manifest.parent
     entries: list[tuple[str, list[str]]] = []
     skipped: list[SkippedEntry] = []
-    with open(manifest) as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
+    with open(manifest, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if not raw.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = json.loads(raw.decode("utf-8"))  # UnicodeDecodeError is a ValueError
                 path, labels = record["path"], record["labels"]
                 if not isinstance(path, str) or not isinstance(labels, list):
                     raise TypeError("path must be a string and labels a list")
+                if not path or "\0" in path:
+                    raise ValueError("path is empty or holds a NUL byte")
             except (ValueError, KeyError, TypeError) as err:
                 skipped.append(SkippedEntry(path=f"{manifest.name}:{lineno}", reason=f"bad manifest line: {err}"))
                 continue
@@ -195,7 +198,7 @@ def jft_sources(manifest: Path, top_labels: int | None = None) -> SourceList:
             names = list(dict.fromkeys(str(label) for label in labels))
             entries.append((path, names))
     if not entries and not skipped:
-        raise ValueError(f"manifest {manifest} is empty")
+        raise DataError(f"manifest {manifest} is empty")
     frequencies = Counter(name for _, names in entries for name in names)
     ranked = sorted(frequencies, key=lambda name: (-frequencies[name], name))
     kept = ranked if top_labels is None else ranked[:top_labels]

@@ -8,6 +8,8 @@ import re
 
 import torch
 
+from biggan.config import ConfigError
+
 _CUDA = re.compile(r"^cuda(?::(\d+))?$")
 
 
@@ -20,10 +22,10 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cpu")
     match = _CUDA.match(spec)
     if match is None:
-        raise ValueError(f"eval.device = {spec!r}: use auto, cpu, cuda or cuda:N")
+        raise ConfigError(f"eval.device = {spec!r}: use auto, cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
-        raise ValueError(f"eval.device = {spec!r}: no CUDA GPU is visible in this process (use auto or cpu)")
+        raise ConfigError(f"eval.device = {spec!r}: no CUDA GPU is visible in this process (use auto or cpu)")
     index = int(match.group(1) or 0)
     if index >= torch.cuda.device_count():
-        raise ValueError(f"eval.device = {spec!r}: only {torch.cuda.device_count()} GPU(s) are visible")
+        raise ConfigError(f"eval.device = {spec!r}: only {torch.cuda.device_count()} GPU(s) are visible")
     return torch.device("cuda", index)

@@ -20,6 +20,7 @@ from torch_fidelity.helpers import vassert
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 from torch_fidelity.utils import create_feature_extractor
 
+from biggan.config import ConfigError
 from biggan.eval.classifier import load_classifier
 from biggan.files import sha256_file
 
@@ -105,7 +106,7 @@ def inception_extractor(weights_path: Path | None) -> Extractor:
         return Extractor(name=INCEPTION, weights_path=None)
     weights_path = Path(weights_path)
     if not weights_path.is_file():
-        raise FileNotFoundError(f"eval.inception_weights {weights_path} does not exist")
+        raise ConfigError(f"eval.inception_weights = {str(weights_path)!r}: the file does not exist")
     name = f"{INCEPTION}-{sha256_file(weights_path)[:12]}"
     _register(name, FeatureExtractorInceptionV3)
     return Extractor(name=name, weights_path=weights_path)

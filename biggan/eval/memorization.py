@@ -17,6 +17,7 @@ from typing import Iterator
 import torch
 from torch import Tensor
 
+from biggan.config import ConfigError
 from biggan.data.loader import eval_loader
 from biggan.eval.backbones import make_backbone
 from biggan.eval.neighbours import NeighbourSearch
@@ -171,7 +172,7 @@ def memorization_check(store: RunStore, checkpoint: str | None, eval_cfg=None, c
     cfg, device = session.cfg, session.device
     ecfg, mcfg = cfg.eval, cfg.model
     if cfg.data.val_shards is None:
-        raise ValueError("the memorization check needs held-out shards (data.val_shards)")
+        raise ConfigError("the memorization check needs held-out shards: data.val_shards is not set (shard a val split)")
     # D was trained against the raw G, not the EMA: judge it on what it saw (Section 4.2).
     D = session.discriminator()
     limit = ecfg.d_accuracy_samples

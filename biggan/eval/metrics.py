@@ -15,6 +15,7 @@ from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 
+from biggan.config import ConfigError
 from biggan.eval.feature_pass import FeatureBank
 from biggan.eval.reference import Reference
 
@@ -64,7 +65,7 @@ def frechet_distance(x: MetricInputs) -> dict[str, float]:
     generated = x.bank.statistics(x.layers["fid"])
     reference = x.reference.statistics
     if generated["mu"].shape != reference["mu"].shape:
-        raise ValueError(f"the reference statistics are {reference['mu'].shape[0]}-d, the generated "
+        raise ConfigError(f"the reference statistics are {reference['mu'].shape[0]}-d, the generated "
                          f"{generated['mu'].shape[0]}-d: they come from different feature extractors")
     return {"FID": fid_statistics_to_metric(generated, reference, verbose=False)["frechet_inception_distance"]}
 
@@ -93,7 +94,7 @@ def compute_metrics(session, names: list[str], truncation: float | None,
     """{metric name: {figure: value}} for G_ema of `session` at `truncation`; one feature pass."""
     missing = unknown(names)
     if missing:
-        raise ValueError(f"unknown metrics {missing}; known: {', '.join(sorted(METRICS))}")
+        raise ConfigError(f"unknown metrics {missing}; known: {', '.join(sorted(METRICS))}")
     metrics = [METRICS[name] for name in names]
     layers = {kind: session.layer(kind) for m in metrics for kind in (*m.moments, *m.keep)}
     moments = tuple(sorted({layers[k] for m in metrics for k in m.moments}))

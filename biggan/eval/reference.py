@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from biggan.config import ConfigError
 from biggan.data.info import load_dataset_info
 from biggan.eval.feature_pass import FeatureBank, extract
 
@@ -54,16 +55,16 @@ def published_reference(path: Path, feature_dim: int | None = None) -> Reference
     """Statistics computed elsewhere (`np.savez(path, mu=..., sigma=...)`)."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"eval.reference_stats {path} does not exist")
+        raise ConfigError(f"eval.reference_stats = {str(path)!r}: the file does not exist")
     with np.load(path) as blob:
         if "mu" not in blob or "sigma" not in blob:
-            raise ValueError(f"eval.reference_stats {path} has no 'mu' and 'sigma' arrays (keys: {list(blob)})")
+            raise ConfigError(f"eval.reference_stats {path} has no 'mu' and 'sigma' arrays (keys: {list(blob)})")
         mu, sigma = blob["mu"].astype(np.float64), blob["sigma"].astype(np.float64)
         count = int(blob["num_samples"]) if "num_samples" in blob else 0
     if mu.ndim != 1 or sigma.shape != (mu.shape[0], mu.shape[0]):
-        raise ValueError(f"eval.reference_stats {path}: mu {mu.shape} and sigma {sigma.shape} do not fit together")
+        raise ConfigError(f"eval.reference_stats {path}: mu {mu.shape} and sigma {sigma.shape} do not fit together")
     if feature_dim is not None and mu.shape[0] != feature_dim:
-        raise ValueError(f"eval.reference_stats {path} has {mu.shape[0]}-d statistics; the extractor's FID layer "
+        raise ConfigError(f"eval.reference_stats {path} has {mu.shape[0]}-d statistics; the extractor's FID layer "
                          f"is {feature_dim}-d: they come from another feature extractor")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
     return Reference(name=f"published-{digest}", statistics={"mu": mu, "sigma": sigma}, num_samples=count,
@@ -80,6 +81,7 @@ def shard_reference(
     device: torch.device,
     batch_size: int,
     rows_limit: int | None,  # at most this many rows kept (KID / PR subsample the reference anyway)
+    verify: bool = True,  # check every tar's sha256 before computing (the cache is keyed by those hashes)
 ) -> Reference:
     """The reference of a whole shard set, streamed once, then read from the cache."""
     name = f"ref-{shard_fingerprint(shard_dir)}-{extractor_name}"
@@ -93,6 +95,10 @@ def shard_reference(
         rows = torch.load(rows_path, weights_only=True) if row_layers else {}
         return Reference(name=name, statistics=stats, num_samples=count, rows=rows, source=shard_dir)
 
+    if verify:
+        from biggan.data.verify import usable_shards
+
+        usable_shards(shard_dir, "stop", hashes=True)  # a damaged tar is one line naming it
     bank = extract(_real_batches(shard_dir, batch_size, None), module_factory(), device,
                    moments=[fid_layer], keep=row_layers)
     stats = bank.statistics(fid_layer)

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from biggan.config import EvalConfig, ExperimentConfig, apply_overrides
+from biggan.config import ConfigError, EvalConfig, ExperimentConfig, apply_overrides
 from biggan.eval.classifier import TrainedClassifier, train_classifier
 from biggan.eval.device import resolve_device
 from biggan.eval.extractors import Extractor, dataset_classifier_extractor, extractor_module, inception_extractor
@@ -121,17 +121,17 @@ class EvalSession:
             return self._reference
         if ecfg.reference_stats is not None:
             if row_layers:
-                raise ValueError("KID and precision-recall need real feature rows; eval.reference_stats holds "
+                raise ConfigError("KID and precision-recall need real feature rows; eval.reference_stats holds "
                                  "only mu and sigma: drop them from eval.metrics or the published statistics")
             self._reference = published_reference(ecfg.reference_stats)
         else:
             shards = self.cfg.data.train_shards if ecfg.reference == "train" else self.cfg.data.val_shards
             if shards is None:
-                raise ValueError("eval.reference is 'val' but data.val_shards is not set")
+                raise ConfigError("eval.reference is 'val' but data.val_shards is not set")
             fid = self.layer("fid")
             self._reference = shard_reference(shards, self.extractor.name, lambda: self.module([fid, *row_layers]),
                                               fid, row_layers, cache_dir(self.cfg), self.device, ecfg.batch_size,
-                                              ecfg.reference_rows)
+                                              ecfg.reference_rows, ecfg.verify_reference)
         return self._reference
 
     def features(self, truncation: float | None, moments: tuple[str, ...], keep: tuple[str, ...],

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from biggan.errors import UserError
 
-class InteropError(ValueError):
+
+class InteropError(UserError, ValueError):
     """Base: weights that cannot be brought in (or taken out) as asked."""
 
 

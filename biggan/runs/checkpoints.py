@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from biggan.errors import UserError
 from biggan.storage import Location
 
 PREFIX = "checkpoint_"
@@ -29,7 +30,7 @@ MANIFEST_FILE = "manifest.json"
 REQUIRED_KEYS = ("G", "D", "G_ema", "opt_G", "opt_D", "iteration", "rng", "data", "config")
 
 
-class CheckpointDamaged(RuntimeError):
+class CheckpointDamaged(UserError, RuntimeError):
     """A checkpoint whose files do not match its manifest or do not load (message: one line)."""
 
 

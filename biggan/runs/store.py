@@ -22,6 +22,7 @@ import socket
 import time
 from typing import Any
 
+from biggan.errors import UserError
 from biggan.runs import checkpoints as ckpt
 from biggan.runs.checkpoints import CheckpointDamaged, CheckpointInfo
 from biggan.runs.evaluations import RunEvaluations
@@ -38,7 +39,7 @@ RAY_DIR = "ray"
 STATES = ("running", "finished", "collapsed", "stopped", "failed")
 
 
-class RunNotFound(FileNotFoundError):
+class RunNotFound(UserError, FileNotFoundError):
     """No run at a location (one line for the user)."""
 
 
@@ -86,12 +87,13 @@ class RunStore:
         self.require()
         return (self.location / OPTIONS_FILE).read_json()
 
-    def write_status(self, state: str, iteration: int, total: int, reason: str = "") -> None:
+    def write_status(self, state: str, iteration: int, total: int, reason: str = "", **extra: Any) -> None:
+        """status.json: state, progress, why it stopped, a heartbeat, and `extra` facts (e.g. shards left out)."""
         if state not in STATES:
             raise ValueError(f"unknown run state {state!r}")
         (self.location / STATUS_FILE).write_json({
             "state": state, "iteration": int(iteration), "iterations": int(total), "reason": reason,
-            "updated": time.time(), "host": socket.gethostname()})
+            "updated": time.time(), "host": socket.gethostname(), **extra})
 
     def read_status(self) -> dict[str, Any] | None:
         loc = self.location / STATUS_FILE

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 import torch
 
 from biggan.config import ExperimentConfig
+from biggan.data.verify import check_shards
 from biggan.models import Generator
 from biggan.models.batchnorm import LocalReducer, set_bn_reducer
 from biggan.models.spectral import singular_values
@@ -54,7 +55,8 @@ def default_real_batches(cfg: ExperimentConfig, micro_batch: int, rank: int, wor
     from biggan.data.loader import train_loader
 
     return train_loader(cfg.data.train_shards, batch_size=micro_batch, rank=rank, world_size=world,
-                        seed=seed, shuffle_buffer=cfg.data.shuffle_buffer, num_workers=cfg.data.loader_workers)
+                        seed=seed, shuffle_buffer=cfg.data.shuffle_buffer, num_workers=cfg.data.loader_workers,
+                        policy=cfg.data.on_damaged_shard)
 
 
 class LatentSampler:
@@ -107,9 +109,15 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
 
     state = build_training_state(cfg, device, world)
     start = resume_state(store, state, cfg, device)
+    # Shards left out under data.on_damaged_shard=skip are counted in every record and the status.
+    skipped = {"skipped_shards": len(check_shards(cfg.data.train_shards))} if cfg.data.on_damaged_shard == "skip" else {}
+
+    def status(state_: str, iteration: int, reason: str = "") -> None:
+        store.write_status(state_, iteration, tcfg.iterations, reason, **skipped)
+
     if rank == 0:
         store.stats.keep(lambda record: record.get("iteration", 0) <= start)  # a resumed run re-logs the rest
-        store.write_status("running", start, tcfg.iterations)
+        status("running", start)
 
     sampler = LatentSampler(state.G.dim_z, cfg.model.num_classes, cfg.model.latent, device)
 
@@ -131,7 +139,7 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
         is_log = iteration % tcfg.log_every == 0 or iteration == tcfg.iterations
         is_ckpt = iteration % tcfg.checkpoint_every == 0 or iteration == tcfg.iterations
         if rank == 0 and time.monotonic() - beat > HEARTBEAT_S:
-            store.write_status("running", iteration, tcfg.iterations)
+            status("running", iteration)
             beat = time.monotonic()
         if not (is_log or is_ckpt):
             continue
@@ -141,29 +149,36 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
         its_per_s = (iteration - tick_iteration) / max(now - tick_time, 1e-9)
         tick_time, tick_iteration = now, iteration
         record, verdict = _record(iteration, metrics, its_per_s, state, cfg)
+        record.update({f"data/{k}": v for k, v in skipped.items()})
         if rank == 0:
             store.stats.append(record)
             print(progress_line(iteration, tcfg.iterations, metrics, record["images_per_s"],
                                 1.0 / max(its_per_s, 1e-9)), flush=True)
         last_metrics = record
 
-        if verdict.collapsed:
-            collapsed, reason = True, f"collapse at iteration {iteration}: {verdict.reason}"
+        dead = state.dead.update(metrics)
+        # One decision for all ranks (they see the same averaged metrics; the all-reduce makes it certain).
+        if dist.all_ranks_any(verdict.collapsed or dead.collapsed, device):
+            collapsed = True
+            kind, why = ("collapsed", verdict.reason) if verdict.collapsed else ("stopped", dead.reason)
+            reason = f"{'collapse' if kind == 'collapsed' else 'dead discriminator'} at iteration {iteration}: {why}"
+            record["collapse_tripped"] = True
             ctx.report(record)
             if rank == 0:
                 # Section 4: scores from the newest checkpoint saved at or before the last healthy record.
                 before = [c for c in store.checkpoints() if c.iteration <= healthy_iteration]
                 store.mark_for_evaluation(before[-1] if before else None, reason)
-                store.write_status("collapsed", iteration, tcfg.iterations, reason)
+                status(kind, iteration, reason)
                 print(f"[rank 0] stopping: {reason}", flush=True)
             break
-        if not verdict.tripped:
+        if not verdict.tripped and not dead.tripped:
             healthy_iteration = iteration
         if is_ckpt:
             checkpoints_saved += 1
             if rank == 0:
                 _save(store, state, cfg, iteration, world, micro_batch, record,
                       sheet=checkpoints_saved % tcfg.sample_every == 0)
+                status("running", iteration)
                 beat = time.monotonic()
             # Restart the streams from (seed, rank, iteration): resume from here is exact.
             _close(step.real_batches)
@@ -174,7 +189,7 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
     if rank == 0 and not collapsed:
         found = store.checkpoints()
         store.mark_for_evaluation(found[-1] if found else None, reason)
-        store.write_status("finished", iteration, tcfg.iterations, reason)
+        status("finished", iteration, reason)
     return LoopResult(iteration=iteration, collapsed=collapsed, reason=reason, metrics=last_metrics)
 
 
@@ -201,7 +216,6 @@ def _save(store: RunStore, state: TrainingState, cfg: ExperimentConfig, iteratio
     store.save_checkpoint(state.state_dict(cfg, iteration, world, micro_batch),
                           {k: v for k, v in record.items() if not k.startswith("sv/")})
     store.prune_checkpoints(tcfg.keep_checkpoints, tcfg.best_metric, tcfg.best_mode)
-    store.write_status("running", iteration, tcfg.iterations)
     if sheet:
         save_progress_samples(state.G_ema, cfg, store.sample_sheet(iteration), state.G.linear.weight.device)
 

@@ -123,6 +123,38 @@ class CollapseDetector:
         self._streak, self._streak_start, self._seen = state["streak"], state["streak_start"], state["seen"]
 
 
+@dataclass
+class DeadRunRule:
+    """A dead discriminator stops the run like a collapse (cleanly, evaluating the last healthy
+    checkpoint): D's outputs flat over real and generated images, or D's loss pinned at the
+    hinge's chance level 2.0 with a vanishing gradient, for `patience` consecutive intervals."""
+
+    config: CollapseConfig
+    _streak: int = field(init=False, default=0)
+
+    def update(self, metrics: dict[str, float]) -> CollapseVerdict:
+        cfg = self.config
+        if not cfg.enabled:
+            return CollapseVerdict(False, False, None, "")
+        spread = max(metrics.get("D_out/real_std", 1.0), metrics.get("D_out/fake_std", 1.0))
+        gap = abs(metrics.get("D_out/real", 0.0) - metrics.get("D_out/fake", 1.0))
+        reasons = []
+        if spread < cfg.flat_d_spread and gap < cfg.flat_d_spread:
+            reasons.append(f"D is flat: it gives {metrics.get('D_out/real', 0.0):.4g} for every real and every "
+                           f"generated image (spread {spread:.2g})")
+        if abs(metrics.get("loss/D", 0.0) - 2.0) < cfg.pinned_d_loss_band and metrics.get("grad_norm/D", 1.0) < cfg.vanishing_grad:
+            reasons.append(f"D's loss is pinned at {metrics['loss/D']:.4g} (chance) with gradient norm "
+                           f"{metrics['grad_norm/D']:.2g}")
+        self._streak = self._streak + 1 if reasons else 0
+        return CollapseVerdict(self._streak >= cfg.patience, bool(reasons), None, "; ".join(reasons))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"streak": self._streak}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._streak = int(state.get("streak", 0))
+
+
 def _duration(seconds: float) -> str:
     if not math.isfinite(seconds):
         return "?"

@@ -14,7 +14,7 @@ from biggan.models import Generator, build_models
 from biggan.models.batchnorm import CrossReplicaReducer, set_bn_reducer
 from biggan.train import dist
 from biggan.train.ema import EMA
-from biggan.train.monitor import CollapseDetector
+from biggan.train.monitor import CollapseDetector, DeadRunRule
 
 
 @dataclass
@@ -26,6 +26,7 @@ class TrainingState:
     opt_D: torch.optim.Adam
     ema: EMA  # updates G_ema from G
     detector: CollapseDetector  # the collapse rule's running medians
+    dead: DeadRunRule  # the dead-discriminator rule's streak
     latent_rng: torch.Generator  # draws the fakes' z and y
 
     def state_dict(self, cfg: ExperimentConfig, iteration: int, world: int, micro_batch: int) -> dict[str, Any]:
@@ -37,6 +38,7 @@ class TrainingState:
                      "micro_batch": micro_batch,
                      "images_seen": iteration * cfg.train.batch_size * cfg.train.d_steps},
             "config": cfg.model_dump(mode="json"), "monitor": self.detector.state_dict(),
+            "monitor_dead": self.dead.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any], cfg: ExperimentConfig) -> int:
@@ -55,6 +57,7 @@ class TrainingState:
         apply_optimizer_settings(self.opt_D, cfg.train.d_lr, cfg)
         if "monitor" in state:
             self.detector.load_state_dict(state["monitor"])
+        self.dead.load_state_dict(state.get("monitor_dead", {}))
         return int(state["iteration"])
 
 
@@ -83,7 +86,7 @@ def build_training_state(cfg: ExperimentConfig, device: torch.device, world: int
     opt_D = torch.optim.Adam(D.parameters(), lr=tcfg.d_lr, betas=tcfg.betas, eps=tcfg.adam_eps)
     return TrainingState(G=G, D=D, G_ema=G_ema, opt_G=opt_G, opt_D=opt_D,
                          ema=EMA(G, G_ema, tcfg.ema_decay, tcfg.ema_start),
-                         detector=CollapseDetector(tcfg.collapse),
+                         detector=CollapseDetector(tcfg.collapse), dead=DeadRunRule(tcfg.collapse),
                          latent_rng=torch.Generator(device=device))
 
 

@@ -91,7 +91,7 @@ class TrainStep:
         toggle_grad_(self.D, True)
         toggle_grad_(self.G, False)
         self.opt_D.zero_grad(set_to_none=True)
-        totals = torch.zeros(5, device=self.device)
+        totals = torch.zeros(7, device=self.device)
         accumulation = self.cfg.accumulation
         for _ in range(accumulation):
             # BigGAN-PyTorch draws a fresh real batch for every D step.
@@ -107,14 +107,17 @@ class TrainStep:
                 fake_logits, real_logits = logits.split([fake.shape[0], real.shape[0]])
             loss, loss_real, loss_fake = hinge_d(real_logits, fake_logits)
             (loss / accumulation).backward()
+            # Spread of D's outputs too: a D that gives one value for every image is dead.
             totals += torch.stack([loss.detach(), loss_real.detach(), loss_fake.detach(),
-                                   real_logits.detach().mean(), fake_logits.detach().mean()])
+                                   real_logits.detach().mean(), fake_logits.detach().mean(),
+                                   real_logits.detach().std(), fake_logits.detach().std()])
         dist.average_gradients_(self.D)
         norm = grad_norm(self.D)
         self.opt_D.step()
         values = (totals / accumulation).tolist()
         return {"loss/D": values[0], "loss/D_real": values[1], "loss/D_fake": values[2],
-                "D_out/real": values[3], "D_out/fake": values[4], "grad_norm/D": norm}
+                "D_out/real": values[3], "D_out/fake": values[4], "D_out/real_std": values[5],
+                "D_out/fake_std": values[6], "grad_norm/D": norm}
 
     def g_step(self, iteration: int) -> dict[str, float]:
         toggle_grad_(self.D, False)

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from biggan.config import ExperimentConfig
+from biggan.data.verify import usable_shards
 from biggan.files import source_fingerprint
 from biggan.runs import RunNotFound, RunStore
 from biggan.train.context import LocalContext
@@ -111,6 +112,9 @@ def _quiet_report_log() -> None:
 
 def launch_training(cfg: ExperimentConfig) -> TrainResult:
     """Run the training job described by the resolved `cfg`; return where its results are."""
+    # Shards are checked before they are trusted (sizes; sha256 with data.verify), before any
+    # worker starts: a damaged tar is one line here, not a traceback from inside a Ray worker.
+    usable_shards(cfg.data.train_shards, cfg.data.on_damaged_shard, hashes=cfg.data.verify)
     store = RunStore(cfg.run_uri)
     store.write_options(cfg.model_dump(mode="json"))  # before any worker: the run exists from here
     if cfg.cluster.num_workers == 0:
