@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from biggan.config import ConfigError, ExperimentConfig, apply_overrides
+from biggan.config.data import NO_SHARDS
 from biggan.data.info import DatasetInfo, load_dataset_info
 from biggan.presets import get_preset
 from biggan.runs.naming import find_run, next_run_name
@@ -73,6 +74,9 @@ def shard_pairs(shards: str) -> dict[str, Any]:
 
 
 def _data_info(uri: str, what: str) -> DatasetInfo:
+    if uri == NO_SHARDS:
+        raise ConfigError(f"{what} is {NO_SHARDS}: the run was imported without --shards and has no data to "
+                          f"train on; start a new run from its weights with --init-from RUN --shards S")
     try:
         return load_dataset_info(uri)
     except FileNotFoundError:
