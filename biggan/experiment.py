@@ -7,6 +7,10 @@ included) and the `train-biggan` flow both call `resolve_experiment`. No Ray her
   explicit value that conflicts stops here with both values.
 - Resuming is explicit (`resume=NAME|latest|URI`): the run's own options.json is the base, and
   only the keys in SAFE_ON_RESUME may change; any other difference stops here, naming the keys.
+- A new run may start from another run's weights (`init_from`, `train.init_from`): the source is
+  resolved here to one checkpoint whose files match its manifest (the loop checks the sha256 when
+  it loads them), and its run's model config becomes the new run's, except `num_classes`, which
+  follows the new shard set. Not a resume: it cannot be combined with one.
 """
 
 from __future__ import annotations
@@ -14,17 +18,20 @@ from __future__ import annotations
 from typing import Any
 
 from biggan.config import ConfigError, ExperimentConfig, apply_overrides
+from biggan.config.data import NO_SHARDS
 from biggan.data.info import DatasetInfo, load_dataset_info
 from biggan.data.verify import usable_shards
 from biggan.presets import get_preset
-from biggan.runs.naming import find_run, next_run_name
+from biggan.runs import CheckpointDamaged, RunNotFound
+from biggan.runs.naming import find_checkpoint, find_run, next_run_name
 from biggan.runs.store import RunStore
 from biggan.storage import location, normalize
 
 # Keys that may change when a run resumes, and take effect there (the loop re-applies learning
 # rates, betas and eps to the restored optimizers). A dotted prefix ending in "." covers a section.
 # Everything else (architecture, data, batch, seed, losses) would make the resumed run a
-# different experiment from the one its checkpoints belong to.
+# different experiment from the one its checkpoints belong to. train.init_from is deliberately
+# absent: it names the weights the run started from.
 SAFE_ON_RESUME = (
     "train.iterations", "train.g_lr", "train.d_lr", "train.betas", "train.adam_eps", "train.ema_decay",
     "train.accumulation", "train.precision", "train.channels_last",
@@ -74,6 +81,9 @@ def shard_pairs(shards: str) -> dict[str, Any]:
 
 
 def _data_info(uri: str, what: str) -> DatasetInfo:
+    if uri == NO_SHARDS:
+        raise ConfigError(f"{what} is {NO_SHARDS}: the run was imported without --shards and has no data to "
+                          f"train on; start a new run from its weights with --init-from RUN --shards S")
     try:
         return load_dataset_info(uri)
     except FileNotFoundError:
@@ -126,6 +136,7 @@ def resolve_experiment(
     name: str | None = None,  # new run's name; None = numbered
     resume: str | None = None,  # NAME | latest | run path/URI: resume that run instead
     store: str | None = None,  # run store (local folder or URI); None = config's run_root
+    init_from: str | None = None,  # run name | run path/URI | checkpoint folder: a new run from its weights
 ) -> ExperimentConfig:
     """One validated, fully resolved ExperimentConfig (raises ConfigError with one line)."""
     pairs: dict[str, Any] = dict(overrides or {})
@@ -137,12 +148,19 @@ def resolve_experiment(
         pairs["cluster.use_gpu"] = use_gpu
     if store is not None:
         pairs["run_root"] = store
+    if init_from is not None:
+        pairs["train.init_from"] = init_from
     if resume is not None:
+        if "train.init_from" in pairs:
+            raise ConfigError("init_from starts a new run from another run's weights; a resumed run continues "
+                              "from its own checkpoints: drop one of init_from and resume")
         cfg = _resume(resume, pairs, store)
     else:
         if name is not None:
             pairs["name"] = name
         cfg = _normalized(apply_overrides(get_preset(preset or "digits32"), pairs))  # type: ignore[arg-type]
+        if cfg.train.init_from is not None:
+            cfg = adopt_source_model(cfg, set(pairs))
         cfg = apply_data_defaults(cfg, set(pairs))
         root = location(cfg.run_root)
         if cfg.name is None:
@@ -152,6 +170,34 @@ def resolve_experiment(
                               f"{cfg.name}, or pick another --name")
     _check_devices(cfg)
     return cfg
+
+
+def adopt_source_model(cfg: ExperimentConfig, explicit: set[str]) -> ExperimentConfig:
+    """train.init_from resolved to one checkpoint's URI, and the model taken from its run.
+
+    The whole architecture comes from the source (SN buffer count, epsilons and prior included,
+    which a preset may not share: BigGAN-PyTorch's runs track 1 singular value, our presets 3);
+    `model.num_classes` is left to the new shard set (or an explicit --set), and the loop redraws
+    the class embeddings when it differs. `explicit`: dotted keys the user set."""
+    try:
+        run, info = find_checkpoint(cfg.run_root, cfg.train.init_from or "")
+        source = ExperimentConfig.model_validate(run.read_options()).model
+    except (RunNotFound, CheckpointDamaged) as err:
+        raise ConfigError(f"train.init_from: {err}") from None
+    theirs, mine = source.model_dump(), cfg.model.model_dump()
+    for key in theirs:
+        if key != "num_classes" and f"model.{key}" in explicit and mine[key] != theirs[key]:
+            raise ConfigError(f"model.{key} is {mine[key]!r} (set) but the source run {run.uri} has {theirs[key]!r}: "
+                              f"a run started from its weights keeps its architecture (only model.num_classes "
+                              f"may differ)")
+    data = _data_info(cfg.data.train_shards, "data.train_shards")
+    if data.resolution != source.resolution:
+        raise ConfigError(f"the source run {run.uri} makes {source.resolution} px images but the shard set "
+                          f"{cfg.data.train_shards} has {data.resolution} px ones; shard the data at "
+                          f"{source.resolution} px to start from its weights")
+    classes = cfg.model.num_classes if "model.num_classes" in explicit else None
+    return cfg.model_copy(update={"model": source.model_copy(update={"num_classes": classes}),
+                                  "train": cfg.train.model_copy(update={"init_from": info.uri})})
 
 
 def _resume(ref: str, pairs: dict[str, Any], store: str | None) -> ExperimentConfig:

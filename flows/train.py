@@ -21,11 +21,12 @@ from biggan.train.launcher.cluster import connect_ray
 @task(cache_policy=NO_CACHE)
 def resolve_experiment_task(preset: str, overrides: dict[str, Any], shards: str | None,
                             num_workers: int | None, use_gpu: bool | None, name: str | None,
-                            resume: str | None, store: str | None) -> ExperimentConfig:
-    """Preset + overrides + shards + workers + GPU (or the run to resume), validated into one
-    config named for its run."""
+                            resume: str | None, store: str | None,
+                            init_from: str | None = None) -> ExperimentConfig:
+    """Preset + overrides + shards + workers + GPU (or the run to resume, or the run whose weights
+    a new run starts from), validated into one config named for its run."""
     return resolve_experiment(preset, overrides, shards, num_workers, use_gpu, name=name, resume=resume,
-                              store=store)
+                              store=store, init_from=init_from)
 
 
 @task(cache_policy=NO_CACHE)
@@ -52,12 +53,12 @@ def train_task(config: ExperimentConfig) -> dict[str, Any]:
 def train_biggan_flow(preset: str = "digits32", overrides: dict[str, Any] = {},  # noqa: B006 (Prefect form default)
                       shards: str | None = None, num_workers: int | None = None,
                       use_gpu: bool | None = None, name: str | None = None, resume: str | None = None,
-                      store: str | None = None) -> dict:
-    """Train BigGAN with a preset plus overrides on Ray Train (a new run, or `resume` one);
-    returns the run's location and the checkpoint to evaluate."""
+                      store: str | None = None, init_from: str | None = None) -> dict:
+    """Train BigGAN with a preset plus overrides on Ray Train (a new run, `resume` one, or a new
+    run from `init_from`'s weights); returns the run's location and the checkpoint to evaluate."""
     logger = get_run_logger()
     config = resolve_experiment_task(preset, dict(overrides or {}), shards, num_workers, use_gpu, name,
-                                     resume, store)
+                                     resume, store, init_from)
     logger.info("run %s -> %s (%d workers, gpu=%s, %d iterations, batch %d)", config.name, config.run_uri,
                 config.cluster.num_workers, config.cluster.use_gpu, config.train.iterations, config.train.batch_size)
     dashboard = connect_ray_task(config)

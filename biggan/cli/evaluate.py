@@ -29,8 +29,30 @@ def eval_overrides(overrides: tuple[str, ...]) -> dict[str, Any]:
     return pairs
 
 
-def _run_uri(run_ref: str, store: str) -> str:
-    return open_run(run_ref, store).uri
+def _run_uri(run_ref: str, store: str, command: str, pairs: dict[str, Any]) -> str:
+    run = open_run(run_ref, store)
+    _require_images(run, command, pairs)
+    return run.uri
+
+
+def _require_images(run, command: str, pairs: dict[str, Any]) -> None:
+    """A run imported without --shards has no images (biggan.config.data.NO_SHARDS): say so here,
+    in one line, instead of failing inside the flow. IS/FID against published statistics with
+    Inception features need no shards; the memorization check always does."""
+    from biggan.config.data import NO_SHARDS
+
+    options = run.read_options()
+    if options.get("data", {}).get("train_shards") != NO_SHARDS:
+        return
+    ecfg = {**options.get("eval", {}), **pairs}
+    if command != "memorization" and ecfg.get("reference_stats") and ecfg.get("feature_extractor") != "dataset-classifier":
+        return
+    remedy = "import the weights again with --shards (a shard set of the same classes and resolution)"
+    if command != "memorization":
+        remedy += (", or score against published statistics: --set reference_stats=FILE.npz "
+                   "--set feature_extractor=inception-v3-compat")
+    raise click.ClickException(f"run {run.name} was imported without --shards and `biggan {command}` needs "
+                               f"images: {remedy}")
 
 
 @main.command("evaluate")
@@ -39,7 +61,7 @@ def _run_uri(run_ref: str, store: str) -> str:
 def evaluate_command(run_ref: str, store: str, checkpoint: str | None, overrides: tuple[str, ...]) -> None:
     """IS/FID of every checkpoint not yet evaluated; appends the run's metrics_history.jsonl (flow evaluate-biggan)."""
     pairs = eval_overrides(overrides)
-    run = _run_uri(run_ref, store)
+    run = _run_uri(run_ref, store, "evaluate", pairs)
     from biggan.cli.prefect_env import prepare_prefect
 
     prepare_prefect()
@@ -56,7 +78,7 @@ def evaluate_command(run_ref: str, store: str, checkpoint: str | None, overrides
 def truncation_command(run_ref: str, store: str, checkpoint: str | None, overrides: tuple[str, ...]) -> None:
     """IS vs FID over truncation thresholds + Table 2 operating points into <run>/truncation/."""
     pairs = eval_overrides(overrides)
-    run = _run_uri(run_ref, store)
+    run = _run_uri(run_ref, store, "truncation-curve", pairs)
     from biggan.cli.prefect_env import prepare_prefect
 
     prepare_prefect()
@@ -71,7 +93,7 @@ def truncation_command(run_ref: str, store: str, checkpoint: str | None, overrid
 def memorization_command(run_ref: str, store: str, checkpoint: str | None, overrides: tuple[str, ...]) -> None:
     """D accuracy train vs val and nearest neighbours of samples into <run>/memorization/."""
     pairs = eval_overrides(overrides)
-    run = _run_uri(run_ref, store)
+    run = _run_uri(run_ref, store, "memorization", pairs)
     from biggan.cli.prefect_env import prepare_prefect
 
     prepare_prefect()

@@ -17,14 +17,17 @@ from biggan.config import ConfigError, parse_override
 @click.option("--name", default=None, help="Name of the new run; default: a new number, 00007-<preset>.")
 @click.option("--resume", default=None, metavar="NAME|latest|URI",
               help="Resume this run instead of starting one (only safe keys may change with --set).")
+@click.option("--init-from", "init_from", default=None, metavar="RUN_OR_URI",
+              help="Start the new run from this run's G, D and G_ema (its marked checkpoint, or a checkpoint "
+                   "folder) with fresh optimizers; its architecture, with num_classes from --shards.")
 @store_option
 @click.option("--workers", "num_workers", type=int, default=None,
               help="Ray Train workers (0 = in-process); default: the preset's.")
 @click.option("--gpu/--no-gpu", "use_gpu", default=None, help="Train on GPUs (NCCL) or CPUs (gloo); default: the preset's.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit (starts nothing).")
 def train_command(preset: str, overrides: tuple[str, ...], shards: str | None, name: str | None,
-                  resume: str | None, store: str, num_workers: int | None, use_gpu: bool | None,
-                  dry_run: bool) -> None:
+                  resume: str | None, init_from: str | None, store: str, num_workers: int | None,
+                  use_gpu: bool | None, dry_run: bool) -> None:
     """Train BigGAN: the same `train-biggan` flow the Prefect deployment runs."""
     from biggan.errors import UserError
     from biggan.experiment import resolve_experiment
@@ -32,7 +35,8 @@ def train_command(preset: str, overrides: tuple[str, ...], shards: str | None, n
 
     try:
         pairs = dict(parse_override(text) for text in overrides)
-        cfg = resolve_experiment(preset, pairs, shards, num_workers, use_gpu, name=name, resume=resume, store=store)
+        cfg = resolve_experiment(preset, pairs, shards, num_workers, use_gpu, name=name, resume=resume, store=store,
+                                 init_from=init_from)
     except (ConfigError, RunNotFound) as err:
         raise click.UsageError(str(err)) from None
     except UserError as err:  # damaged shards, unreadable data: not a usage mistake, still one line
@@ -45,9 +49,10 @@ def train_command(preset: str, overrides: tuple[str, ...], shards: str | None, n
     prepare_prefect()
     from flows.train import train_biggan_flow
 
-    # The resolved name goes in, so the flow trains exactly the run printed by --dry-run.
+    # The resolved name and source checkpoint go in, so the flow trains exactly the run printed by --dry-run.
     result = train_biggan_flow(preset=preset, overrides=pairs, shards=shards, num_workers=num_workers,
-                               use_gpu=use_gpu, name=None if resume else cfg.name, resume=resume, store=store)
+                               use_gpu=use_gpu, name=None if resume else cfg.name, resume=resume, store=store,
+                               init_from=None if resume else cfg.train.init_from)
     echo_json(result)
 
 

@@ -59,6 +59,13 @@ class ShardConfig(Strict):
         return self
 
 
+# data.train_shards of a run imported without a shard set (`biggan import bigganpytorch` with no
+# --shards): a URI no storage serves, so nothing can take it for data. Sampling, interpolation and
+# export need no images; the commands that do (evaluate, truncation-curve, memorization, resume)
+# check for it and say so in one line.
+NO_SHARDS = "none://imported-without-shards"
+
+
 class DataConfig(Strict):
     """Where training and evaluation read shards from."""
 

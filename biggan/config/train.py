@@ -56,6 +56,11 @@ class TrainConfig(Strict):
     ema_start: int = Field(
         20_000, ge=0, description="iteration EMA starts at (paper silent; BigGAN-PyTorch: 20000)")
     seed: int = Field(0, description="seed of initialisation, data order and latents")
+    init_from: str | None = Field(
+        None, description="start a NEW run from another run's G, D and G_ema weights with fresh optimizers: a "
+                          "run (name in the store, path or URI; its marked checkpoint) or a checkpoint folder, "
+                          "resolved to that checkpoint's URI; the model comes from it, only num_classes may "
+                          "differ (class embeddings redrawn); applied only before the run's first checkpoint")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast (GPU) or fp32")
     channels_last: bool = Field(False, description="channels_last memory format for G and D")
     checkpoint_every: int = Field(2000, ge=1, description="iterations between checkpoints")
@@ -67,6 +72,13 @@ class TrainConfig(Strict):
     sample_every: int = Field(1, ge=1, description="checkpoints between sample sheets")
     standing_stats_batches: int = Field(16, ge=1, description="forward passes of standing statistics (Appendix C.1)")
     collapse: CollapseConfig = Field(CollapseConfig(), description="the collapse stop rule (Section 4)")
+
+    @field_validator("init_from")
+    @classmethod
+    def _init_from_names_something(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("init_from must name a run or a checkpoint folder (or be null)")
+        return None if value is None else value.strip()
 
     @field_validator("betas")
     @classmethod

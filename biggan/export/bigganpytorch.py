@@ -1,4 +1,4 @@
-"""`biggan export --format bigganpytorch`: a run's nets as BigGAN-PyTorch's own files.
+"""A run's nets as BigGAN-PyTorch's own files (`biggan export` writes them into OUT/bigganpytorch/).
 
 The inverse of `biggan.interop.import_bigganpytorch`: their `utils.load_weights` (strict) and
 `sample.py --config_from_name` read the folder; importing it back gives identical tensors

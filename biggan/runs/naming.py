@@ -1,5 +1,6 @@
 """Run names and lookup in a store: numbered names for new runs (`00007-imagenet128`, as
-stylegan2-ada numbers its runs), `--resume NAME|latest|URI`, and the listing of `biggan runs`."""
+stylegan2-ada numbers its runs), `--resume NAME|latest|URI`, `--init-from RUN_OR_CHECKPOINT`,
+and the listing of `biggan runs`."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import re
 import time
 from dataclasses import dataclass
 
+from biggan.runs.checkpoints import MANIFEST_FILE, CheckpointDamaged, CheckpointInfo
 from biggan.runs.store import OPTIONS_FILE, STATUS_FILE, RunNotFound, RunStore
-from biggan.storage import Location, is_uri, location
+from biggan.storage import Location, is_uri, location, normalize
 
 _NUMBERED = re.compile(r"^(\d{5,})-")
 # A run whose status says "running" but that has not written a heartbeat for this long is
@@ -41,6 +43,29 @@ def find_run(store: "str | Location", ref: str) -> RunStore:
     if is_uri(ref) or "/" in ref or ref.startswith("."):
         return RunStore(ref).require()
     return RunStore(store / ref).require()
+
+
+def find_checkpoint(store: "str | Location", ref: str) -> tuple[RunStore, CheckpointInfo]:
+    """(run, checkpoint) for a `--init-from` value: a checkpoint folder's path/URI, or a run (as
+    `find_run` takes it) whose marked checkpoint is meant. A start from weights must be exactly
+    the checkpoint asked for, so a marked checkpoint that is damaged or missing is an error here
+    (CheckpointDamaged / RunNotFound), never a silent fallback to another one."""
+    store = location(store)
+    if is_uri(ref) or "/" in ref or ref.startswith("."):
+        folder = location(normalize(ref))
+        if (folder / MANIFEST_FILE).is_file():
+            return RunStore(folder.parent).require(), RunStore(folder.parent).checkpoint(folder.name)
+    run = find_run(store, ref)
+    problems: list[str] = []
+    try:
+        info = run.checkpoint_to_evaluate(warn=problems.append)
+    except RunNotFound:
+        if not problems:
+            raise
+    if problems:
+        problem = problems[0].removeprefix("[warning] ").split("; using the newest")[0]
+        raise CheckpointDamaged(f"{problem}; name one of the run's checkpoint folders to start from another")
+    return run, info
 
 
 def _started(run: Location) -> float:
@@ -84,4 +109,5 @@ def list_runs(store: "str | Location") -> list[RunSummary]:
     return [summarize(RunStore(folder)) for folder in run_folders(location(store))]
 
 
-__all__ = ["STATUS_FILE", "RunSummary", "find_run", "list_runs", "next_run_name", "run_folders", "summarize"]
+__all__ = ["STATUS_FILE", "RunSummary", "find_checkpoint", "find_run", "list_runs", "next_run_name", "run_folders",
+           "summarize"]

@@ -11,6 +11,8 @@ writes it. A run lives at a local path or a storage URI (`<store>/<name>`):
     evaluating/ evaluation.json   leases of checkpoints being scored; the watch of an evaluator
     truncation/ memorization/ quality.json   outputs of the evaluation nodes
     ray/                    Ray Train's own run folder (RunConfig storage)
+    imported.json           an imported run: where its weights came from and what the files said
+    init_from.json          a run started from another run's weights: the source, what was redrawn
 
 Training and evaluation both stand on this module; neither imports the other.
 """
@@ -36,6 +38,8 @@ EVALUATE_FILE = "evaluate.json"
 HISTORY_PLOT = "metrics_history.png"
 SAMPLES_DIR = "samples"
 RAY_DIR = "ray"
+IMPORTED_FILE = "imported.json"
+INIT_FILE = "init_from.json"
 STATES = ("running", "finished", "collapsed", "stopped", "failed")
 
 

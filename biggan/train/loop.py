@@ -30,7 +30,7 @@ from biggan.sampling.latents import sample_latents
 from biggan.train import dist
 from biggan.train.context import TrainContext
 from biggan.train.monitor import flatten_singular_values, progress_line, top_singular_values
-from biggan.train.state import TrainingState, broadcast_initial_weights, build_training_state
+from biggan.train.state import TrainingState, broadcast_initial_weights, build_training_state, start_from_source
 from biggan.train.step import TrainStep
 
 HEARTBEAT_S = 60.0  # rank 0 refreshes status.json at least this often (`biggan runs` tells stale runs)
@@ -72,7 +72,8 @@ class LatentSampler:
 
 
 def resume_state(store: RunStore, state: TrainingState, cfg: ExperimentConfig, device: torch.device) -> int:
-    """Load the newest intact checkpoint of the run into `state`; returns its iteration (0: none).
+    """Load the newest intact checkpoint of the run into `state`; returns its iteration (0: none,
+    after starting from `train.init_from`'s weights when the config names a source).
 
     Rank 0 picks the checkpoint (skipping damaged ones, with a warning naming each) and every
     rank loads the one it picked, so ranks can never resume from different iterations."""
@@ -83,6 +84,8 @@ def resume_state(store: RunStore, state: TrainingState, cfg: ExperimentConfig, d
         chosen = found[0].iteration if found is not None else -1
     chosen = dist.broadcast_int(chosen, device)
     if chosen < 0:
+        if cfg.train.init_from is not None:  # a new run's first start only: a resume uses its own checkpoints
+            start_from_source(state, cfg, store)
         broadcast_initial_weights(state)
         return 0
     if found is None:

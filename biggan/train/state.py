@@ -10,8 +10,13 @@ from typing import Any
 import torch
 
 from biggan.config import ExperimentConfig
+from biggan.interop import InitReport, init_from
 from biggan.models import Generator, build_models
 from biggan.models.batchnorm import CrossReplicaReducer, set_bn_reducer
+from biggan.runs import RunStore
+from biggan.runs.naming import find_checkpoint
+from biggan.runs.networks import config_of
+from biggan.runs.store import INIT_FILE
 from biggan.train import dist
 from biggan.train.ema import EMA
 from biggan.train.monitor import CollapseDetector, DeadRunRule
@@ -93,3 +98,23 @@ def build_training_state(cfg: ExperimentConfig, device: torch.device, world: int
 def broadcast_initial_weights(state: TrainingState) -> None:
     for net in (state.G, state.D, state.G_ema):
         dist.broadcast_module_(net)
+
+
+def start_from_source(state: TrainingState, cfg: ExperimentConfig, store: RunStore) -> InitReport:
+    """A new run's first start with `train.init_from`: G, D and G_ema from the source checkpoint.
+
+    Runs on EVERY rank, after the EMA has copied G into G_ema (init_from overwrites both) and
+    before the initial-weight broadcast: each rank reads the source itself, so a bad source fails
+    on all ranks alike instead of leaving the others waiting in a broadcast. The optimizers stay
+    the fresh ones `build_training_state` made, and the run starts at iteration 0. Class
+    embeddings redrawn for a new class count use the global RNG, seeded alike on every rank.
+    """
+    run, info = find_checkpoint(cfg.run_root, cfg.train.init_from or "")
+    source = run.load_state(info, map_location="cpu")  # the optimizer states in it are never moved
+    report = init_from(state.G, state.D, state.G_ema, source, config_of(source).model, cfg.model)
+    if dist.rank() == 0:
+        print(f"[rank 0] started from {info.uri} (iteration {info.iteration}): {report.summary()}", flush=True)
+        store.file(INIT_FILE).write_json({
+            "source": info.uri, "source_iteration": info.iteration, "summary": report.summary(),
+            "reinitialised": report.reinitialised, "copied": report.copied, "notes": report.notes}, indent=2)
+    return report
