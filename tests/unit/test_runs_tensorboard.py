@@ -1,6 +1,6 @@
 """TensorBoard event files of a run, read back with TensorBoard's own reader: the training loop's
-stats, singular values and sample sheets; resume without stale points; object-store snapshots
-and rotation; a failing writer never stops training."""
+stats, singular values and sample sheets; resume without stale points; the evaluate node's
+figures; object-store snapshots and rotation; a failing writer never stops training."""
 
 from __future__ import annotations
 
@@ -78,6 +78,20 @@ def test_resumed_run_shows_each_step_once_with_the_resumed_values(tmp_path):
     records = store.stats.read()
     for key in ("loss/D", "iterations_per_s"):  # throughput differs between sessions: the resumed value wins
         assert [(e.step, e.value) for e in acc.Scalars(key)] == [(r["iteration"], _f32(r[key])) for r in records]
+
+
+def test_evaluate_node_writes_eval_figures(digits_shards, tmp_path):
+    from biggan.eval.history import score_checkpoint
+    from tests.unit._eval_fixtures import save_tiny_checkpoint, tiny_config
+
+    cfg = tiny_config(tmp_path / "runs", digits_shards)
+    info = save_tiny_checkpoint(cfg, 100)
+    store = RunStore(cfg.run_uri)
+    record = score_checkpoint(store, info.name, cfg.eval, None)
+    acc = _read(store.tensorboard_dir() / tb.EVAL)
+    assert [(e.step, e.value) for e in acc.Scalars("eval/FID")] == [(100, _f32(record["metrics"]["FID"]))]
+    assert [e.value for e in acc.Scalars("eval/IS")] == [_f32(record["metrics"]["IS"])]
+    assert tb.eval_scalars({"FID": 3.0, "note": "x"}, 0.5) == {"eval_t0.5/FID": 3.0}
 
 
 def test_object_store_writer_uploads_whole_snapshots_and_rotates(tmp_path, monkeypatch):
