@@ -46,6 +46,9 @@ def score_checkpoint(store: RunStore, checkpoint: str, eval_cfg: EvalConfig | No
             meta = record_meta(session, ecfg.truncation, ecfg.num_samples)
             for metric, figures in results.items():
                 store.evaluations.record(metric, session.info.name, session.info.iteration, figures, meta)
+            # The same figures as TensorBoard scalars at the checkpoint's iteration (eval/FID, ...).
+            store.tensorboard_eval(session.info.iteration, {k: v for f in results.values() for k, v in f.items()},
+                                   ecfg.truncation)
     merged = store.evaluations.results(ecfg.metrics, ecfg.truncation).get(session.info.name, {"metrics": {}})
     return {"checkpoint": session.info.name, "iteration": session.info.iteration, "metrics": merged["metrics"],
             "truncation": ecfg.truncation, "num_samples": ecfg.num_samples, "scored": todo}

@@ -8,6 +8,7 @@ writes it. A run lives at a local path or a storage URI (`<store>/<name>`):
     evaluate.json           the checkpoint to evaluate (the last before a collapse, else the newest)
     samples/iter_<it>.png   progress sheets of EMA G with standing statistics
     metric-<name>.jsonl     one record per evaluated checkpoint and metric (+ metrics_history.png)
+    tensorboard/train/ eval/   TensorBoard event files: stats, sheets; evaluation figures (biggan.runs.tensorboard)
     evaluating/ evaluation.json   leases of checkpoints being scored; the watch of an evaluator
     truncation/ memorization/ quality.json   outputs of the evaluation nodes
     ray/                    Ray Train's own run folder (RunConfig storage)
@@ -29,6 +30,7 @@ from biggan.runs import checkpoints as ckpt
 from biggan.runs.checkpoints import CheckpointDamaged, CheckpointInfo
 from biggan.runs.evaluations import RunEvaluations
 from biggan.runs.jsonl import JsonLines
+from biggan.runs.tensorboard import EVAL, TENSORBOARD_DIR, TRAIN, EventWriter, write_eval_scalars
 from biggan.storage import Location, location
 
 OPTIONS_FILE = "options.json"
@@ -220,6 +222,19 @@ class RunStore:
     def sample_sheets(self) -> list[Location]:
         return [loc for loc, _size in (self.location / SAMPLES_DIR).files(recursive=False)
                 if loc.name.endswith(".png")]
+
+    def tensorboard_dir(self) -> Location:
+        """`tensorboard --logdir` this (or the store) to see the run."""
+        return self.location / TENSORBOARD_DIR
+
+    def tensorboard_train(self, resumed_at: int) -> EventWriter:
+        """Rank 0's event file for this training session; points of earlier sessions after
+        `resumed_at` (the checkpoint it resumed from; 0 for a fresh start) are hidden."""
+        return EventWriter(self.tensorboard_dir() / TRAIN, TRAIN, purge_after=resumed_at)
+
+    def tensorboard_eval(self, iteration: int, figures: dict[str, Any], truncation: float | None) -> None:
+        """The evaluate node's figures for the checkpoint at `iteration`; never raises."""
+        write_eval_scalars(self.tensorboard_dir() / EVAL, iteration, figures, truncation)
 
     def ray_storage(self) -> tuple[Any, str]:
         """(pyarrow filesystem, path) for Ray Train's RunConfig: Ray's files live in <run>/ray."""

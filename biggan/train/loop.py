@@ -26,6 +26,7 @@ from biggan.models import Generator
 from biggan.models.batchnorm import LocalReducer, set_bn_reducer
 from biggan.models.spectral import singular_values
 from biggan.runs import RunStore
+from biggan.runs.tensorboard import EventWriter
 from biggan.sampling.latents import sample_latents
 from biggan.train import dist
 from biggan.train.context import TrainContext
@@ -121,6 +122,7 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
     if rank == 0:
         store.stats.keep(lambda record: record.get("iteration", 0) <= start)  # a resumed run re-logs the rest
         status("running", start)
+    board = store.tensorboard_train(resumed_at=start) if rank == 0 else None  # TensorBoard: rank 0 writes
 
     sampler = LatentSampler(state.G.dim_z, cfg.model.num_classes, cfg.model.latent, device)
 
@@ -155,6 +157,7 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
         record.update({f"data/{k}": v for k, v in skipped.items()})
         if rank == 0:
             store.stats.append(record)
+            board.log_stats(record)
             print(progress_line(iteration, tcfg.iterations, metrics, record["images_per_s"],
                                 1.0 / max(its_per_s, 1e-9)), flush=True)
         last_metrics = record
@@ -180,7 +183,7 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
             checkpoints_saved += 1
             if rank == 0:
                 _save(store, state, cfg, iteration, world, micro_batch, record,
-                      sheet=checkpoints_saved % tcfg.sample_every == 0)
+                      sheet=checkpoints_saved % tcfg.sample_every == 0, board=board)
                 status("running", iteration)
                 beat = time.monotonic()
             # Restart the streams from (seed, rank, iteration): resume from here is exact.
@@ -189,6 +192,8 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
         ctx.report(record)
 
     _close(step.real_batches)
+    if board is not None:
+        board.close()
     if rank == 0 and not collapsed:
         found = store.checkpoints()
         store.mark_for_evaluation(found[-1] if found else None, reason)
@@ -213,7 +218,7 @@ def _record(iteration: int, metrics: dict[str, float], its_per_s: float, state: 
 
 
 def _save(store: RunStore, state: TrainingState, cfg: ExperimentConfig, iteration: int, world: int,
-          micro_batch: int, record: dict[str, Any], sheet: bool) -> None:
+          micro_batch: int, record: dict[str, Any], sheet: bool, board: EventWriter) -> None:
     """Rank 0's maintenance at a checkpoint tick: save, prune, status, sample sheet."""
     tcfg = cfg.train
     store.save_checkpoint(state.state_dict(cfg, iteration, world, micro_batch),
@@ -221,6 +226,7 @@ def _save(store: RunStore, state: TrainingState, cfg: ExperimentConfig, iteratio
     store.prune_checkpoints(tcfg.keep_checkpoints, tcfg.best_metric, tcfg.best_mode)
     if sheet:
         save_progress_samples(state.G_ema, cfg, store.sample_sheet(iteration), state.G.linear.weight.device)
+        board.log_sheet(iteration, store.sample_sheet(iteration))
 
 
 def save_progress_samples(G_ema: Generator, cfg: ExperimentConfig, target, device: torch.device) -> None:
