@@ -56,7 +56,7 @@ def pipeline_flow(
     source: str = "imagenet",  # "imagenet" (folder tree) or "jft" (manifest)
     root: str | None = None,  # imagenet root with train/ and val/; None = skip sharding
     manifest: str | None = None,  # jft manifest (train split only)
-    shards: str = "shards/digits",  # shard root: <shards>/train and <shards>/val (folder or URI)
+    shards: str | None = None,  # shard root: <shards>/train and /val (folder or URI); None = the preset's
     demo_data: str | None = None,  # write the embedded digits here first and shard them
     num_workers: int | None = None,
     use_gpu: bool | None = None,
@@ -75,7 +75,7 @@ def pipeline_flow(
     resolution = get_preset(preset).model.resolution
     if "model.resolution" in overrides:
         resolution = int(overrides["model.resolution"])
-    shard_root = shards.rstrip("/")
+    shard_root = (shards or get_preset(preset).data.train_shards.rsplit("/", 1)[0]).rstrip("/")
     if root is not None or manifest is not None:
         splits = ("train", "val") if source == "imagenet" else ("train",)
         for split in splits:

@@ -73,3 +73,18 @@ def interpolate_command(run_ref: str, store: str, checkpoint: str | None, classe
         written[mode] = save_interpolations(G, path, class_list, steps, truncation, seed, mode=mode,
                                             prior=cfg.model.latent).uri
     echo_json({"interpolations": written, "checkpoint": info.uri, "iteration": info.iteration})
+
+
+@main.command("config")
+@click.option("--preset", default="digits32", show_default=True, help="Preset whose values are listed.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a value before listing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def config_command(preset: str, overrides: tuple[str, ...], as_json: bool) -> None:
+    """Every config key with its type, its value in PRESET and what it means (what --set takes)."""
+    from biggan.config.listing import format_keys, list_keys
+
+    keys = list_keys(resolve_experiment(preset, overrides))
+    if as_json:
+        echo_json([{"key": k.key, "type": k.type, "value": k.value, "description": k.description} for k in keys])
+    else:
+        click.echo(format_keys(keys))

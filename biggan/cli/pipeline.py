@@ -30,14 +30,14 @@ def _pipeline_overrides(preset: str, overrides: tuple[str, ...]) -> dict[str, An
 @click.option("--source", type=click.Choice(["imagenet", "jft"]), default="imagenet", show_default=True)
 @click.option("--root", default=None, help="ImageNet-style root (train/, val/) to shard first.")
 @click.option("--manifest", default=None, help="JFT-style manifest to shard first.")
-@click.option("--shards", default="shards/digits", show_default=True,
-              help="Shard root (<shards>/train, /val): a folder or a URI.")
+@click.option("--shards", default=None,
+              help="Shard root (<shards>/train, /val): a folder or a URI; default: the preset's (shards/<preset data>).")
 @click.option("--name", default=None, help="Run name; default: a new number, 00007-<preset>.")
 @store_option
 @click.option("--workers", "num_workers", type=int, default=None, help="Ray Train workers (0 = in-process).")
 @click.option("--gpu/--no-gpu", "use_gpu", default=None)
 def pipeline_command(preset: str, overrides: tuple[str, ...], source: str, root: str | None, manifest: str | None,
-                     shards: str, name: str | None, store: str, num_workers: int | None,
+                     shards: str | None, name: str | None, store: str, num_workers: int | None,
                      use_gpu: bool | None) -> None:
     """shard -> train -> {evaluate, truncation curve, memorization} (flow pipeline)."""
     pairs = _pipeline_overrides(preset, overrides)

@@ -60,12 +60,24 @@ class NeighbourSearch:
         take = min(self.k + _MARGIN, c)
         dists, cands = [], []
         for start in range(0, self.queries.shape[0], self.block):
+            stop = start + self.block
             rows = self._rows(start)
-            approx = self.sq[start:start + self.block, None] + bank_sq[None, :] - 2.0 * (rows @ bank.T)
-            approx.masked_fill_(self.labels[start:start + self.block, None] != bank_labels[None, :], float("inf"))
+            approx = self.sq[start:stop, None] + bank_sq[None, :] - 2.0 * (rows @ bank.T)
+            approx.masked_fill_(self.labels[start:stop, None] != bank_labels[None, :], float("inf"))
             cand_approx, cand = approx.topk(take, dim=1, largest=False)
-            exact = (rows.double()[:, None, :] - bank[cand].double()).norm(dim=2)
-            dists.append(exact.masked_fill_(torch.isinf(cand_approx), float("inf")))  # other classes stay out
+            # Only candidates that could beat a query's current k-th neighbour are measured
+            # exactly; once the top-k has filled, most chunks measure almost nothing. The slack
+            # covers the products' rounding (relative to the squared norms involved).
+            kth = self.distances[start:stop, -1:].float()
+            slack = 1e-4 * (self.sq[start:stop, None] + bank_sq[cand]) + 1e-6
+            worth = torch.isfinite(cand_approx) & (cand_approx <= kth * kth + slack)
+            exact = torch.full(cand.shape, float("inf"), dtype=torch.float64, device=cand.device)
+            q_idx, j_idx = worth.nonzero(as_tuple=True)
+            for piece in range(0, q_idx.numel(), self.block * 8):
+                qi, ji = q_idx[piece:piece + self.block * 8], j_idx[piece:piece + self.block * 8]
+                diff = rows[qi].double() - bank[cand[qi, ji]].double()
+                exact[qi, ji] = diff.norm(dim=1)
+            dists.append(exact)
             cands.append(cand)
         cand = torch.cat(cands)
         distances = torch.cat([self.distances, torch.cat(dists)], dim=1)
