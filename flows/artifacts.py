@@ -164,8 +164,8 @@ def publish_ray_dashboard(run_name: str, url: str, job_name: str, started_here: 
             f"# Ray dashboard of `{run_name}`", "", f"[{url}]({url})", "",
             f"- **Log in.** {login}",
             f"- **Jobs**: this run is the job named `{job_name}` (its metadata: run location, preset).",
-            "- **Actors**: the Train controller and one `RayTrainWorker` per rank; a worker's *Log* "
-            "(STDOUT) has its progress lines. **Cluster**: CPU, memory and GPU per node. **Logs**: every "
+            "- **Actors**: the Train controller and one `RayTrainWorker` per rank; rank 0's *Log* "
+            "(STDOUT) has the progress lines. **Cluster**: CPU, memory and GPU per node. **Logs**: every "
             "process's log files.",
             "- Ray 2.60's dashboard has **no Train tab**: training progress is this flow run's progress "
             "artifact and log (losses at every log tick), and the run's `stats.jsonl`.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import runtime
+from prefect import get_run_logger, runtime
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 
@@ -33,9 +33,10 @@ def short(location: str | None) -> str:
 
 def shard_run_name() -> str:
     config = _params().get("config")
-    split, out = _get(config, "split", "train"), _get(config, "out", "")
-    source = _get(config, "source", "imagenet")
-    return f"shard-{split}-{_get(config, 'resolution', '?')}px-{source}-{short(str(out))}"
+    split, out = _get(config, "split", "train"), str(_get(config, "out", ""))
+    # <set>/train and <set>/val are the usual layout: the set's name says which data it is.
+    name = short(out.rstrip("/").rsplit("/", 1)[0]) if short(out) == split else short(out)
+    return f"shard-{split}-{_get(config, 'resolution', '?')}px-{name}"
 
 
 def train_run_name() -> str:
@@ -76,6 +77,10 @@ def label_flow_run(name: str | None = None, tags: list[str] | tuple[str, ...] = 
         return
     current = list(context.flow_run.tags or [])
     merged = current + [tag for tag in tags if tag not in current]
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(context.flow_run.id, name=name, tags=merged)
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(context.flow_run.id, name=name, tags=merged)
+    except Exception as err:  # a label is worth a warning, never a failed run
+        get_run_logger().warning("could not rename the flow run to %s: %s", name, err)
+        return
     context.flow_run.tags = merged

@@ -12,11 +12,15 @@ so None cannot mean anything else here).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from biggan.config import EvalConfig, ExperimentConfig
+from biggan.presets import PRESETS
+
+# The form's preset field is a list to pick from, not free text.
+PresetName = Literal[tuple(sorted(PRESETS))]  # type: ignore[valid-type]
 
 
 def _open_schema(schema: dict[str, Any]) -> None:
@@ -109,4 +113,4 @@ def as_eval_overrides(value: "EvalOverrides | dict[str, Any] | None") -> EvalOve
     return EvalOverrides.model_validate(value or {})
 
 
-__all__ = ["EvalOverrides", "ExperimentOverrides", "as_eval_overrides", "as_overrides"]
+__all__ = ["EvalOverrides", "ExperimentOverrides", "PresetName", "as_eval_overrides", "as_overrides"]

@@ -32,7 +32,7 @@ from flows.evaluate import (
     truncation_curve_task,
 )
 from flows.labels import label_flow_run, pipeline_run_name, run_tags
-from flows.params import ExperimentOverrides, as_overrides
+from flows.params import ExperimentOverrides, PresetName, as_overrides
 from flows.shard import shard_dataset_flow
 from flows.train import train_biggan_flow
 
@@ -60,7 +60,7 @@ def evaluate_pending_task(run: str, classifier: str | None, config) -> dict:
 # Threads: the evaluation nodes are independent readers of one checkpoint.
 @flow(name="pipeline", flow_run_name=pipeline_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4))
 def pipeline(
-    preset: str = "digits32",
+    preset: PresetName = "digits32",
     overrides: ExperimentOverrides = ExperimentOverrides(),  # noqa: B008 (Prefect form default)
     source: Literal["imagenet", "jft"] = "imagenet",
     root: str | None = None,

@@ -19,7 +19,7 @@ from biggan.train.launcher import launch_training
 from biggan.train.launcher.cluster import connect_ray, ray_job_metadata
 from flows.artifacts import key_value_table, publish_ray_dashboard, slug
 from flows.labels import label_flow_run, run_tags, train_run_name
-from flows.params import ExperimentOverrides, as_overrides
+from flows.params import ExperimentOverrides, PresetName, as_overrides
 from flows.watch import RunWatcher
 
 
@@ -65,14 +65,14 @@ def train_task(config: ExperimentConfig) -> dict[str, Any]:
 
 
 @flow(name="train-biggan", flow_run_name=train_run_name)
-def train_biggan(preset: str = "digits32", overrides: ExperimentOverrides = ExperimentOverrides(),  # noqa: B008
+def train_biggan(preset: PresetName = "digits32", overrides: ExperimentOverrides = ExperimentOverrides(),  # noqa: B008
                  shards: str | None = None, num_workers: int | None = None, use_gpu: bool | None = None,
                  name: str | None = None, resume: str | None = None, store: str | None = None) -> dict:
     """Train BigGAN with a preset plus overrides on Ray Train (a new run, or `resume` one);
     returns the run's location and the checkpoint to evaluate.
 
     Args:
-        preset: named experiment (biggan.presets): digits32, imagenet128, imagenet256, imagenet512, jft256
+        preset: named experiment (biggan.presets)
         overrides: changes to the preset; empty fields keep the preset's values
         shards: shard set (folder or URI with dataset.json) or a root holding train/ and val/
         num_workers: Ray Train workers (0 = in this process); empty = the preset's

@@ -75,6 +75,9 @@ def test_deploy_all_exits_0_on_a_fresh_server(server):
     assert "workers/filter" not in out
     for name in DEPLOYMENTS:  # the names `prefect deployment run` takes are the ones deploy printed
         assert f"prefect deployment run '{name}'" in out
+    # `prefect deploy --name` takes the same flow/deployment name as `prefect deployment run`.
+    again = server.cli("--no-prompt", "deploy", "--name", "train-biggan/digits32")
+    assert "Deployment 'train-biggan/digits32' successfully" in again.stdout
     deployment = server.get(f"/deployments/name/{EVALUATE}")
     assert deployment["global_concurrency_limit"]["limit"] == 1
     assert [s["schedule"]["interval"] for s in deployment["schedules"]] == [1800.0]

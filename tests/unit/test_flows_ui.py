@@ -41,6 +41,7 @@ def test_flow_parameter_schemas_describe_the_config_fields():
     train = schema["definitions"]["TrainOverrides"]["properties"]["iterations"]
     assert train["description"] == "G steps to train for"
     assert schema["properties"]["shards"]["description"].startswith("shard set")
+    assert "digits32" in schema["properties"]["preset"]["enum"]  # a list to pick from
     assert "num_samples" in parameter_schema(evaluate_biggan.fn).model_dump()["definitions"]["EvalOverrides"][
         "properties"]
     assert parameter_schema(pipeline.fn).model_dump()["properties"]["source"]["enum"] == ["imagenet", "jft"]
