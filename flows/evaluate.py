@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, tags, task
 from prefect.cache_policies import NO_CACHE
 
 from biggan.config import EvalConfig, ExperimentConfig
@@ -25,6 +25,8 @@ from biggan.eval.session import ensure_classifier, with_eval
 from biggan.eval.truncation import truncation_curve_of_checkpoint
 from biggan.runs import RunStore
 from flows.artifacts import publish_evaluation, publish_memorization, publish_truncation
+from flows.labels import for_run, label_flow_run, run_tags
+from flows.params import EvalOverrides, as_eval_overrides
 from flows.runners import remote_gpus, retry_unless_user_error, task_runner
 
 # Tasks are NO_CACHE: each underlying function is idempotent on disk instead (the classifier is
@@ -96,7 +98,7 @@ def quality_check_task(run: str, checkpoint: str, classifier: str | None) -> dic
     return result
 
 
-@flow(name="score-checkpoints")
+@flow(name="score-checkpoints", flow_run_name=for_run("score-checkpoints"))
 def score_checkpoints_flow(run: str, checkpoints: list[str], classifier: str | None, eval_cfg: EvalConfig,
                            gpus_per_task: float = 0) -> list[dict]:
     """Score checkpoints on this flow's task runner (one at a time on threads; Ray tasks in parallel)."""
@@ -129,34 +131,64 @@ def score_pending(run: str, config: ExperimentConfig, ray_address: str | None = 
     return {"records": records, "plot": plot_history_task(run)}
 
 
-@flow(name="train-dataset-classifier")
-def dataset_classifier_flow(run: str, eval_overrides: dict[str, Any] = {}) -> str | None:  # noqa: B006
+@flow(name="train-dataset-classifier", flow_run_name=for_run("dataset-classifier"))
+def dataset_classifier_flow(run: str, eval_overrides: EvalOverrides = EvalOverrides()) -> str | None:  # noqa: B008
     """Train (or reuse) the dataset classifier used as the IS/FID feature extractor."""
-    return dataset_classifier_task(run_config_task(run, dict(eval_overrides or {})))
+    return dataset_classifier_task(run_config_task(run, as_eval_overrides(eval_overrides).to_dict()))
 
 
-@flow(name="evaluate-biggan")
-def evaluate_biggan_flow(run: str, eval_overrides: dict[str, Any] = {},  # noqa: B006 (Prefect form default)
-                         ray_address: str | None = None, gpus_per_task: float = 0) -> dict:
+@flow(name="evaluate-biggan", flow_run_name=for_run("evaluate"))
+def evaluate_biggan(run: str, store: str | None = None,
+                    eval_overrides: EvalOverrides = EvalOverrides(),  # noqa: B008 (Prefect form default)
+                    ray_address: str | None = None, gpus_per_task: float = 0) -> dict:
     """Evaluate the run's checkpoints that are not yet scored; redraw the plot. A run that does
-    not exist yet (a schedule set up before training starts) is a no-op, not a failure."""
+    not exist yet (a schedule set up before training starts) is a no-op, not a failure.
+
+    Args:
+        run: the run's location (folder or URI); with `store`, also its name there or `latest`
+        store: run store that `run` is looked up in (name or `latest`); empty = `run` is a location
+        eval_overrides: changes to the run's own evaluation settings; empty fields keep them
+        ray_address: score checkpoints as Ray tasks on this cluster (prefect-ray)
+        gpus_per_task: GPUs each scoring task asks Ray for
+    """
     logger = get_run_logger()
-    store = RunStore(run)
-    if not store.exists():
-        logger.info("%s does not exist yet: nothing to evaluate", run)
+    found = _find_run(run, store)
+    if found is None:
+        where = f"{run!r} in store {store}" if store else run
+        logger.info("run %s does not exist yet: nothing to evaluate", where)
         return {"run": run, "evaluated": [], "records": [], "plot": None}
-    config = run_config_task(run, dict(eval_overrides or {}))
-    scored = score_pending(run, config, ray_address, gpus_per_task)
+    run = found.uri
+    config = run_config_task(run, as_eval_overrides(eval_overrides).to_dict())
+    label_flow_run(f"evaluate-{config.name}", run_tags(config.preset, config.name))
+    with tags(*run_tags(config.preset, config.name)):
+        scored = score_pending(run, config, ray_address, gpus_per_task)
     publish_evaluation(config.name, scored["records"], scored["plot"])
     return {"run": run, "evaluated": [r["checkpoint"] for r in scored["records"]], "records": scored["records"],
             "plot": scored["plot"]}
 
 
-@flow(name="truncation-curve")
+def _find_run(run: str, store: str | None) -> RunStore | None:
+    """The run `run` names (a location; with `store`, also a name or `latest`), or None."""
+    if store is None:
+        found = RunStore(run)
+        return found if found.exists() else None
+    from biggan.runs import RunNotFound
+    from biggan.runs.naming import find_run
+
+    try:
+        return find_run(store, run)
+    except RunNotFound:
+        return None
+
+
+evaluate_biggan_flow = evaluate_biggan  # the name the CLI and tests import
+
+
+@flow(name="truncation-curve", flow_run_name=for_run("truncation-curve"))
 def truncation_curve_flow(run: str, checkpoint: str | None = None,
-                          eval_overrides: dict[str, Any] = {}) -> dict:  # noqa: B006
+                          eval_overrides: EvalOverrides = EvalOverrides()) -> dict:  # noqa: B008
     """Truncation sweep of a checkpoint (default: the one the run marked for evaluation)."""
-    config = run_config_task(run, dict(eval_overrides or {}))
+    config = run_config_task(run, as_eval_overrides(eval_overrides).to_dict())
     classifier = dataset_classifier_task(config)
     chosen = checkpoint_to_evaluate_task(run, checkpoint)
     result = truncation_curve_task(run, chosen, classifier, config.eval)
@@ -164,11 +196,11 @@ def truncation_curve_flow(run: str, checkpoint: str | None = None,
     return result
 
 
-@flow(name="memorization-check")
+@flow(name="memorization-check", flow_run_name=for_run("memorization-check"))
 def memorization_flow(run: str, checkpoint: str | None = None,
-                      eval_overrides: dict[str, Any] = {}) -> dict:  # noqa: B006
+                      eval_overrides: EvalOverrides = EvalOverrides()) -> dict:  # noqa: B008
     """D accuracy and nearest neighbours of a checkpoint (default: the one marked for evaluation)."""
-    config = run_config_task(run, dict(eval_overrides or {}))
+    config = run_config_task(run, as_eval_overrides(eval_overrides).to_dict())
     chosen = checkpoint_to_evaluate_task(run, checkpoint)
     result = memorization_task(run, chosen, config.eval)
     publish_memorization(config.name, result)

@@ -6,17 +6,24 @@ Prefect artifacts. `biggan demo` runs it on the embedded digits.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect import flow, get_run_logger, tags, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from biggan.config import ShardConfig
 from biggan.eval import history
 from biggan.runs import RunStore
-from flows.artifacts import publish_evaluation, publish_memorization, publish_truncation, slug
+from flows.artifacts import (
+    key_value_table,
+    publish_evaluation,
+    publish_memorization,
+    publish_quality,
+    publish_truncation,
+    rounded,
+    slug,
+)
 from flows.evaluate import (
     dataset_classifier_task,
     memorization_task,
@@ -24,6 +31,8 @@ from flows.evaluate import (
     run_config_task,
     truncation_curve_task,
 )
+from flows.labels import label_flow_run, pipeline_run_name, run_tags
+from flows.params import ExperimentOverrides, PresetName, as_overrides
 from flows.shard import shard_dataset_flow
 from flows.train import train_biggan_flow
 
@@ -49,61 +58,110 @@ def evaluate_pending_task(run: str, classifier: str | None, config) -> dict:
 
 
 # Threads: the evaluation nodes are independent readers of one checkpoint.
-@flow(name="pipeline", task_runner=ThreadPoolTaskRunner(max_workers=4))
-def pipeline_flow(
-    preset: str = "digits32",
-    overrides: dict[str, Any] = {},  # noqa: B006 (Prefect form default); dotted config keys
-    source: str = "imagenet",  # "imagenet" (folder tree) or "jft" (manifest)
-    root: str | None = None,  # imagenet root with train/ and val/; None = skip sharding
-    manifest: str | None = None,  # jft manifest (train split only)
-    shards: str | None = None,  # shard root: <shards>/train and /val (folder or URI); None = the preset's
-    demo_data: str | None = None,  # write the embedded digits here first and shard them
+@flow(name="pipeline", flow_run_name=pipeline_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4))
+def pipeline(
+    preset: PresetName = "digits32",
+    overrides: ExperimentOverrides = ExperimentOverrides(),  # noqa: B008 (Prefect form default)
+    source: Literal["imagenet", "jft"] = "imagenet",
+    root: str | None = None,
+    manifest: str | None = None,
+    shards: str | None = None,
+    demo_data: str | None = None,
     num_workers: int | None = None,
     use_gpu: bool | None = None,
     samples_per_shard: int = 1000,
-    class_agreement: bool = False,  # also run the quality check (independent judge + FID drop)
-    name: str | None = None,  # run name; None = a new numbered one
-    store: str | None = None,  # run store (local folder or URI); None = the preset's run_root
+    class_agreement: bool = False,
+    name: str | None = None,
+    store: str | None = None,
 ) -> dict:
-    """Shard -> train -> {evaluate, truncation curve, memorization check} on one run directory."""
+    """Shard -> train -> {evaluate, truncation curve, memorization check} on one run directory.
+
+    Args:
+        preset: named experiment (biggan.presets)
+        overrides: changes to the preset; empty fields keep the preset's values
+        source: imagenet (folder tree) or jft (manifest)
+        root: imagenet root with train/ and val/ to shard first; empty = use existing shards
+        manifest: jft manifest to shard first (train split only)
+        shards: shard root, <shards>/train and <shards>/val (folder or URI); empty = the preset's
+        demo_data: write the embedded digits here first and shard them
+        num_workers: Ray Train workers (0 = in this process); empty = the preset's
+        use_gpu: one GPU per worker; empty = the preset's
+        samples_per_shard: samples per tar when sharding
+        class_agreement: also run the quality check (independent judge + FID drop) and publish its verdict
+        name: run name; empty = a new numbered one
+        store: run store (local folder or URI); empty = the preset's run_root
+    """
     logger = get_run_logger()
+    overrides = as_overrides(overrides)
+    with tags(*run_tags(preset, name)):
+        return _pipeline(logger, preset, overrides, source, root, manifest, shards, demo_data, num_workers,
+                         use_gpu, samples_per_shard, class_agreement, name, store)
+
+
+def _pipeline(logger, preset, overrides, source, root, manifest, shards, demo_data, num_workers, use_gpu,
+              samples_per_shard, class_agreement, name, store) -> dict:
+    """The body of `pipeline`: states are passed on as `wait_for`, so the run graph has edges
+    shard -> train -> every evaluation node, not just an order in time."""
     if demo_data is not None:
         root = write_demo_data_task(demo_data)
         source = "imagenet"
     from biggan.presets import get_preset
 
-    resolution = get_preset(preset).model.resolution
-    if "model.resolution" in overrides:
-        resolution = int(overrides["model.resolution"])
+    resolution = int(overrides.get("model.resolution") or get_preset(preset).model.resolution)
     shard_root = (shards or get_preset(preset).data.train_shards.rsplit("/", 1)[0]).rstrip("/")
+    sharded = []
     if root is not None or manifest is not None:
         splits = ("train", "val") if source == "imagenet" else ("train",)
         for split in splits:
-            shard_dataset_flow(ShardConfig(source=source, root=root, manifest=manifest, split=split,
-                                           out=f"{shard_root}/{split}", resolution=resolution,
-                                           samples_per_shard=samples_per_shard))
-    trained = train_biggan_flow(preset=preset, overrides=dict(overrides or {}), shards=shard_root,
-                                num_workers=num_workers, use_gpu=use_gpu, name=name, store=store)
+            with tags(*run_tags(split=split)):
+                sharded.append(shard_dataset_flow(
+                    ShardConfig(source=source, root=root, manifest=manifest, split=split,
+                                out=f"{shard_root}/{split}", resolution=resolution,
+                                samples_per_shard=samples_per_shard),
+                    return_state=True))
+    for state in sharded:
+        state.result()  # a failed shard set stops the pipeline here, with its own error
+    trained_state = train_biggan_flow(preset=preset, overrides=overrides, shards=shard_root,
+                                      num_workers=num_workers, use_gpu=use_gpu, name=name, store=store,
+                                      wait_for=sharded, return_state=True)
+    trained = trained_state.result()
     run, checkpoint_uri = trained["run"], trained["checkpoint"]
     if checkpoint_uri is None:
         raise RuntimeError(f"training wrote no checkpoint in {run}")
     checkpoint = checkpoint_uri.rstrip("/").rsplit("/", 1)[-1]
-    config = run_config_task(run, {})
-    classifier = dataset_classifier_task(config)  # before the parallel nodes, which all need it
-
-    evaluated = evaluate_pending_task.submit(run, classifier, config)
-    curve = truncation_curve_task.submit(run, checkpoint, classifier, config.eval)
-    memo = memorization_task.submit(run, checkpoint, config.eval)
-    quality = quality_check_task.submit(run, checkpoint, classifier) if class_agreement else None
-    evaluated, curve, memo = evaluated.result(), curve.result(), memo.result()
-    quality = None if quality is None else quality.result()
+    config = run_config_task(run, {}, wait_for=[trained_state])
+    label_flow_run(f"pipeline-{config.name}", run_tags(config.preset, config.name))
+    with tags(*run_tags(run=config.name)):
+        nodes = _evaluation_nodes(run, checkpoint, config, trained_state, class_agreement)
+    evaluated, curve, memo, quality = nodes
 
     publish_evaluation(config.name, evaluated["records"], evaluated["plot"])
     publish_truncation(config.name, curve)
     publish_memorization(config.name, memo)
+    met = None if quality is None else publish_quality(config.name, quality, memo["copying_flag"])
+    summary = _summary(run, checkpoint_uri, checkpoint, config, trained, evaluated, curve, memo, quality)
+    publish_summary(config.name, summary, met)
+    logger.info("pipeline done: run %s, checkpoint %s, IS/FID %s", run, checkpoint,
+                {k: round(v, 3) for k, v in (summary["metrics"] or {}).items()})
+    return summary
+
+
+def _evaluation_nodes(run: str, checkpoint: str, config, trained_state, class_agreement: bool):
+    """The evaluation nodes in parallel, each waiting on the training run (a graph edge)."""
+    after = [trained_state]
+    classifier = dataset_classifier_task(config, wait_for=after)  # before the parallel nodes, which all need it
+    evaluated = evaluate_pending_task.submit(run, classifier, config, wait_for=after)
+    curve = truncation_curve_task.submit(run, checkpoint, classifier, config.eval, wait_for=after)
+    memo = memorization_task.submit(run, checkpoint, config.eval, wait_for=after)
+    quality = (quality_check_task.submit(run, checkpoint, classifier, wait_for=after)
+               if class_agreement else None)
+    return (evaluated.result(), curve.result(), memo.result(), None if quality is None else quality.result())
+
+
+def _summary(run, checkpoint_uri, checkpoint, config, trained, evaluated, curve, memo, quality) -> dict:
     store = RunStore(run)
     latest = store.evaluations.results(config.eval.metrics, config.eval.truncation).get(checkpoint)
-    summary = {
+    return {
         "run": run,
         "checkpoint": checkpoint_uri,
         "metrics": None if latest is None else latest["metrics"],
@@ -120,10 +178,25 @@ def pipeline_flow(
         "dashboard_url": trained.get("dashboard_url"),
         "quality": quality,
     }
-    create_markdown_artifact(
-        key=f"pipeline-{slug(config.name)}",
-        markdown="# Pipeline summary\n\n" + "\n".join(f"- {k}: `{v}`" for k, v in summary.items()),
-        description="Where everything the pipeline wrote lives",
-    )
-    logger.info("pipeline done: %s", summary)
-    return summary
+
+
+def publish_summary(run_name: str, summary: dict, quality_met: bool | None) -> None:
+    """The pipeline's summary as a rounded table: headline numbers, verdicts, where files are."""
+    points = summary["operating_points"]
+    values: dict[str, Any] = {"run": summary["run"], "checkpoint evaluated": summary["checkpoint"]}
+    values |= {name: value for name, value in (summary["metrics"] or {}).items()}
+    for key, label in (("best_fid", "best FID"), ("is_matches_val", "FID at real IS"), ("max_is", "max IS")):
+        if points.get(key):
+            values[f"{label}: threshold / IS / FID"] = " / ".join(
+                f"{rounded(points[key][k])}" for k in ("threshold", "IS", "FID"))
+    values |= {f"D accuracy ({k})": v for k, v in summary["d_accuracy"].items()}
+    values["copying flag"] = summary["copying_flag"]
+    if quality_met is not None:
+        values["quality verdict"] = "met" if quality_met else "NOT met"
+    values |= {"latest sample sheet": (summary["sample_sheets"] or [None])[-1],
+               "truncation plot": summary["truncation_plot"], "metrics history": summary["metrics_history"],
+               "Ray dashboard": summary["dashboard_url"]}
+    key_value_table(f"pipeline-{slug(run_name)}", values, "Pipeline summary: headline numbers and where files are")
+
+
+pipeline_flow = pipeline  # the name the CLI and tests import

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import os
 
-from prefect import flow, get_run_logger, task, unmapped
-from prefect.artifacts import create_markdown_artifact
+from prefect import flow, get_run_logger, tags, task, unmapped
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 
@@ -18,6 +17,9 @@ from biggan.config import ShardConfig
 from biggan.data.info import DatasetInfo
 from biggan.data.progress import ProgressLog
 from biggan.data.shard import ShardPlan, ShardRecord, finalize_dataset, plan_shards, write_shard
+from biggan.storage import location
+from flows.artifacts import key_value_table, slug
+from flows.labels import run_tags, shard_run_name, short
 from flows.runners import retry_unless_user_error, task_runner
 
 # The shard writer is itself idempotent (verified tars are kept), so Prefect's input-hash cache
@@ -42,7 +44,7 @@ def finalize_dataset_task(plan: ShardPlan, records: list[ShardRecord]) -> Datase
     return finalize_dataset(plan, records)
 
 
-@flow(name="write-shards")
+@flow(name="write-shards", flow_run_name="write-shards-{config.split}")
 def write_shards_flow(config: ShardConfig) -> tuple[ShardPlan, list[ShardRecord]]:
     """Plan, then map the shard writes over this flow's task runner, logging progress as each
     finishes. Only `config` is a flow parameter: Prefect stores flow parameters in its database,
@@ -62,27 +64,24 @@ def write_shards_flow(config: ShardConfig) -> tuple[ShardPlan, list[ShardRecord]
     return plan, records
 
 
-@flow(name="shard-dataset")
-def shard_dataset_flow(config: ShardConfig) -> dict:
-    """Shard an ImageNet-style tree or a JFT-style manifest into WebDataset tars + dataset.json."""
+@flow(name="shard-dataset", flow_run_name=shard_run_name)
+def shard_dataset(config: ShardConfig) -> dict:
+    """Shard an ImageNet-style tree or a JFT-style manifest into WebDataset tars + dataset.json.
+
+    Args:
+        config: what to shard (source, root or manifest, split), where to (out) and how (resolution, ...)
+    """
     # The task runner is picked per run (threads, or Ray when an address is given), so the
     # mapped writes live in a subflow started with that runner.
     runner = task_runner(config.ray_address, threads=min(8, os.cpu_count() or 1))
-    plan, records = write_shards_flow.with_options(task_runner=runner)(config)
-    info = finalize_dataset_task(plan, records)
+    with tags(*run_tags(split=config.split)):
+        plan, records = write_shards_flow.with_options(task_runner=runner)(config)
+        info = finalize_dataset_task(plan, records)
     reasons: dict[str, int] = {}
     for skipped in info.skipped:
         reason = skipped.reason.split(":")[0]
         reasons[reason] = reasons.get(reason, 0) + 1
-    create_markdown_artifact(
-        key="shard-dataset",
-        markdown=(f"**{config.out}**: {info.num_samples} samples in {len(info.shards)} shards, "
-                  f"{info.num_classes} classes, {info.resolution} px, {len(info.skipped)} skipped "
-                  f"of {info.num_found} found.\n\n"
-                  + "".join(f"- {reason}: {n}\n" for reason, n in sorted(reasons.items()))),
-        description="Shard set summary",
-    )
-    return {
+    summary = {
         "out": str(config.out),
         "num_samples": info.num_samples,
         "num_found": info.num_found,
@@ -92,3 +91,11 @@ def shard_dataset_flow(config: ShardConfig) -> dict:
         "resolution": info.resolution,
         "reused_shards": sum(r.reused for r in records),
     }
+    # One key per shard set: train and val (or two data sets) never overwrite each other.
+    key_value_table(slug(f"shards-{config.split}-{short(str(location(config.out).parent.uri))}"),
+                    {"split": config.split, **summary, **{f"skipped: {r}": n for r, n in sorted(reasons.items())}},
+                    f"Shard set {config.out} ({config.split})")
+    return summary
+
+
+shard_dataset_flow = shard_dataset  # the name the CLI and tests import

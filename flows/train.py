@@ -1,24 +1,29 @@
 """Prefect flow `train-biggan`: validate parameters -> connect Ray (publish the dashboard) ->
-run the Ray Train job -> return the run's location and the checkpoint to evaluate.
+run the Ray Train job, followed from here (progress, losses, checkpoint events, sample sheets:
+flows/watch.py) -> return the run's location and the checkpoint to evaluate.
 
 Every task calls a biggan.train function; no tensor work happens here.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect import flow, get_run_logger, tags, task
 from prefect.cache_policies import NO_CACHE
 
 from biggan.config import ExperimentConfig
 from biggan.experiment import resolve_experiment
 from biggan.train.launcher import launch_training
-from biggan.train.launcher.cluster import connect_ray
+from biggan.train.launcher.cluster import connect_ray, ray_job_metadata
+from flows.artifacts import key_value_table, publish_ray_dashboard, slug
+from flows.labels import label_flow_run, run_tags, train_run_name
+from flows.params import ExperimentOverrides, PresetName, as_overrides
+from flows.watch import RunWatcher
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name="resolve-{preset}")
 def resolve_experiment_task(preset: str, overrides: dict[str, Any], shards: str | None,
                             num_workers: int | None, use_gpu: bool | None, name: str | None,
                             resume: str | None, store: str | None,
@@ -29,61 +34,72 @@ def resolve_experiment_task(preset: str, overrides: dict[str, Any], shards: str 
                               store=store, init_from=init_from)
 
 
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name="connect-ray-{config.name}")
 def connect_ray_task(config: ExperimentConfig) -> str | None:
-    """Join or start the Ray cluster; return its dashboard URL."""
+    """Join or start the Ray cluster (the job named after the run); publish how to watch it."""
     if config.cluster.num_workers == 0:
         return None
-    return connect_ray(config.cluster).dashboard_url
+    job = ray_job_metadata(config)
+    connection = connect_ray(config.cluster, job)
+    url = connection.dashboard_url
+    if url:
+        token_auth = os.environ.get("RAY_AUTH_MODE", "token").lower() == "token"
+        get_run_logger().info("Ray dashboard: %s (job %s; %s)", url, job["job_name"],
+                              "log in with the token `ray get-auth-token` prints" if token_auth
+                              else "token authentication off")
+        publish_ray_dashboard(config.name, url, job["job_name"], connection.started_here, token_auth)
+    return url
 
 
 # No retries here: Ray's FailureConfig already restarts workers from the last checkpoint, and a
 # rerun of the flow with the same name resumes from it too.
-@task(cache_policy=NO_CACHE)
+@task(cache_policy=NO_CACHE, task_run_name="train-{config.name}")
 def train_task(config: ExperimentConfig) -> dict[str, Any]:
-    """Run the Ray Train job to the end (or to a detected collapse)."""
-    result = launch_training(config)
+    """Run the Ray Train job to the end (or to a detected collapse), following it from here."""
+    watcher = RunWatcher(config.run_uri, config.name, config.train.iterations, get_run_logger())
+    with watcher.running():
+        result = launch_training(config)
     scalars = {k: v for k, v in result.metrics.items()
                if not k.startswith("sv/") and isinstance(v, (int, float, bool))}
     return {"run": result.run, "checkpoint": result.checkpoint, "metrics": scalars,
-            "dashboard_url": result.dashboard_url}
+            "dashboard_url": result.dashboard_url, "checkpoint_events": len(watcher.events)}
 
 
-@flow(name="train-biggan")
-def train_biggan_flow(preset: str = "digits32", overrides: dict[str, Any] = {},  # noqa: B006 (Prefect form default)
-                      shards: str | None = None, num_workers: int | None = None,
-                      use_gpu: bool | None = None, name: str | None = None, resume: str | None = None,
-                      store: str | None = None, init_from: str | None = None) -> dict:
+@flow(name="train-biggan", flow_run_name=train_run_name)
+def train_biggan(preset: PresetName = "digits32", overrides: ExperimentOverrides = ExperimentOverrides(),  # noqa: B008
+                 shards: str | None = None, num_workers: int | None = None, use_gpu: bool | None = None,
+                 name: str | None = None, resume: str | None = None, store: str | None = None,
+                 init_from: str | None = None) -> dict:
     """Train BigGAN with a preset plus overrides on Ray Train (a new run, `resume` one, or a new
-    run from `init_from`'s weights); returns the run's location and the checkpoint to evaluate."""
+    run from `init_from`'s weights); returns the run's location and the checkpoint to evaluate.
+
+    Args:
+        preset: named experiment (biggan.presets)
+        overrides: changes to the preset; empty fields keep the preset's values
+        shards: shard set (folder or URI with dataset.json) or a root holding train/ and val/
+        num_workers: Ray Train workers (0 = in this process); empty = the preset's
+        use_gpu: one GPU per worker; empty = the preset's
+        name: name of the new run; empty = a new number, 00007-<preset>
+        resume: resume this run (name, latest, or its location) instead of starting one
+        store: run store (local folder or s3:// URI); empty = the preset's run_root
+        init_from: start a new run from this run's weights (name or location), fresh optimizers
+    """
     logger = get_run_logger()
-    config = resolve_experiment_task(preset, dict(overrides or {}), shards, num_workers, use_gpu, name,
-                                     resume, store, init_from)
+    config = resolve_experiment_task(preset, as_overrides(overrides).to_dotted(), shards, num_workers, use_gpu,
+                                     name, resume, store, init_from)
+    label_flow_run(f"train-{config.name}", run_tags(config.preset, config.name))
     logger.info("run %s -> %s (%d workers, gpu=%s, %d iterations, batch %d)", config.name, config.run_uri,
                 config.cluster.num_workers, config.cluster.use_gpu, config.train.iterations, config.train.batch_size)
-    dashboard = connect_ray_task(config)
-    if dashboard:
-        logger.info("Ray dashboard: %s (Train runs appear under the Train tab)", dashboard)
-        create_markdown_artifact(
-            key=f"ray-dashboard-{_slug(config.name)}",
-            markdown=f"# Ray dashboard\n\nRun `{config.name}`: [{dashboard}]({dashboard}) (Train tab)\n",
-            description="Where to watch the Ray Train job",
-        )
-    result = train_task(config)
+    with tags(*run_tags(config.preset, config.name)):
+        dashboard = connect_ray_task(config)
+        result = train_task(config)
     result["dashboard_url"] = dashboard
     logger.info("finished: run %s, checkpoint to evaluate %s", result["run"], result["checkpoint"])
-    create_markdown_artifact(
-        key=f"train-result-{_slug(config.name)}",
-        markdown=(f"# Training run `{config.name}`\n\n- run: `{result['run']}`\n"
-                  f"- checkpoint to evaluate: `{result['checkpoint']}`\n"
-                  + "".join(f"- {k}: {v:.4g}\n" for k, v in sorted(result["metrics"].items())
-                            if isinstance(v, float))),
-        description="Run directory and checkpoint to evaluate",
-    )
+    key_value_table(f"train-result-{slug(config.name)}",
+                    {"run": result["run"], "checkpoint to evaluate": result["checkpoint"],
+                     **{k: v for k, v in sorted(result["metrics"].items()) if isinstance(v, float)}},
+                    f"Training run {config.name}: where it is, the checkpoint to evaluate, the last logged values")
     return result
 
 
-def _slug(name: str) -> str:
-    """Artifact keys: lowercase letters, digits and dashes only."""
-    slug = "".join(c if c.isalnum() else "-" for c in name.lower())
-    return "-".join(part for part in slug.split("-") if part) or "run"
+train_biggan_flow = train_biggan  # the name the CLI and tests import

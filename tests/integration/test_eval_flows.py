@@ -66,3 +66,6 @@ def test_scheduled_evaluation_of_a_run_that_does_not_exist_yet_is_a_no_op(prefec
 
     result = evaluate_biggan_flow(run=str(tmp_path / "runs" / "not-yet"))
     assert result["evaluated"] == [] and result["plot"] is None
+    # What the scheduled deployment evaluates (prefect.yaml): the newest run of a store with none yet.
+    scheduled = evaluate_biggan_flow(run="latest", store=str(tmp_path / "empty-store"))
+    assert scheduled["evaluated"] == [] and scheduled["plot"] is None

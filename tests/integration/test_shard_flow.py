@@ -35,11 +35,12 @@ def test_shard_flow_jft_top_k_and_idempotent_rerun(prefect_harness, demo_data, t
 def test_shard_flow_on_ray_task_runner(prefect_harness, ray_cluster, demo_data, tmp_path, digits_shards):
     from prefect_ray import RayTaskRunner
 
-    from flows.shard import _task_runner, shard_dataset_flow
+    from flows.runners import task_runner
+    from flows.shard import shard_dataset_flow
 
     cfg = ShardConfig(source="imagenet", root=demo_data.imagenet_root, split="val", out=tmp_path / "val",
                       resolution=32, samples_per_shard=200, ray_address="auto")
-    assert isinstance(_task_runner(cfg), RayTaskRunner)
+    assert isinstance(task_runner(cfg.ray_address, threads=1), RayTaskRunner)
     result = shard_dataset_flow(config=cfg)
     assert result["num_samples"] == demo_data.num_val and result["num_shards"] == 2
     # Same config written by threads (the session fixture): byte-identical shards.

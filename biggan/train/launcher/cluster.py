@@ -9,7 +9,7 @@ import ipaddress
 import os
 from dataclasses import dataclass
 
-from biggan.config import ClusterConfig
+from biggan.config import ClusterConfig, ExperimentConfig
 
 
 @dataclass
@@ -27,16 +27,24 @@ def _is_loopback(address: str) -> bool:
         return host == "localhost"
 
 
-def connect_ray(cluster: ClusterConfig) -> RayConnection:
+def ray_job_metadata(cfg: ExperimentConfig) -> dict[str, str]:
+    """The Ray job's metadata: the dashboard's Jobs page shows `job_name` as the job's Name."""
+    return {"job_name": f"biggan-train-{cfg.name}", "run": cfg.run_uri, "preset": str(cfg.preset)}
+
+
+def connect_ray(cluster: ClusterConfig, metadata: dict[str, str] | None = None) -> RayConnection:
     """Reuse an initialised Ray, else join `ray_address`/RAY_ADDRESS, else start a local Ray on
-    loopback with its dashboard on `dashboard_host`."""
+    loopback with its dashboard on `dashboard_host`. `metadata` labels the driver's Ray job
+    (ray_job_metadata); it only applies when this call connects."""
     os.environ.setdefault("RAY_TRAIN_ENABLE_STATE_TRACKING", "1")  # Train state for the dashboard
     import ray
     from ray._private.worker import get_dashboard_url
+    from ray.job_config import JobConfig
 
     from biggan.train.launcher.local_ray import loopback_node_ip, start_local_ray
 
     env = {"env_vars": {"RAY_TRAIN_ENABLE_STATE_TRACKING": "1"}}
+    job = JobConfig(metadata=dict(metadata or {}))
     started_here = False
     if not ray.is_initialized():
         address = cluster.ray_address or os.environ.get("RAY_ADDRESS")
@@ -44,9 +52,9 @@ def connect_ray(cluster: ClusterConfig) -> RayConnection:
             # Ray rewrites a loopback address to the routable IP, where a loopback cluster does
             # not listen (local_ray.py): join it with the node IP kept on loopback.
             with loopback_node_ip() if _is_loopback(address) else contextlib.nullcontext():
-                ray.init(address=address, runtime_env=env)
+                ray.init(address=address, runtime_env=env, job_config=job)
         else:
-            start_local_ray(dashboard_host=cluster.dashboard_host, runtime_env=env)
+            start_local_ray(dashboard_host=cluster.dashboard_host, runtime_env=env, job_config=job)
             started_here = True
     url = get_dashboard_url()
     if url and not url.startswith("http"):

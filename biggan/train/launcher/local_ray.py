@@ -89,7 +89,8 @@ def start_local_ray(num_cpus: int | None = None,
                     include_dashboard: bool = True,
                     object_store_memory: int | None = None,
                     temp_dir: str | None = None,
-                    runtime_env: dict[str, Any] | None = None) -> str | None:
+                    runtime_env: dict[str, Any] | None = None,
+                    job_config: Any = None) -> str | None:
     """Start a single-node Ray whose every port listens on loopback; return the dashboard URL.
 
     num_cpus: logical CPUs of the node (None: Ray counts them)
@@ -98,6 +99,7 @@ def start_local_ray(num_cpus: int | None = None,
     object_store_memory: bytes of shared memory for objects (None: Ray's 30% of RAM)
     temp_dir: Ray's root temp dir (None: /tmp/ray); keep it short, socket paths live in it
     runtime_env: job runtime env; worker_env() is merged into its env_vars
+    job_config: ray.job_config.JobConfig of the driver's job (its metadata names it on the dashboard)
     """
     import ray
     from ray._private.worker import get_dashboard_url
@@ -118,7 +120,8 @@ def start_local_ray(num_cpus: int | None = None,
                  dashboard_host=dashboard_host,
                  object_store_memory=object_store_memory,
                  _temp_dir=temp_dir,
-                 runtime_env=env)
+                 runtime_env=env,
+                 job_config=job_config)
     node_ip = ray.util.get_node_ip_address()
     if node_ip != LOOPBACK:
         ray.shutdown()

@@ -27,7 +27,7 @@ from biggan.data.verify import usable_shards
 from biggan.files import source_fingerprint
 from biggan.runs import RunNotFound, RunStore
 from biggan.train.context import LocalContext
-from biggan.train.launcher.cluster import connect_ray, torch_config
+from biggan.train.launcher.cluster import connect_ray, ray_job_metadata, torch_config
 from biggan.train.launcher.local_ray import worker_env as loopback_env
 from biggan.train.loop import train
 
@@ -125,7 +125,7 @@ def launch_training(cfg: ExperimentConfig) -> TrainResult:
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    ray_cluster = connect_ray(cfg.cluster)
+    ray_cluster = connect_ray(cfg.cluster, ray_job_metadata(cfg))
     dashboard_url = ray_cluster.dashboard_url
     if dashboard_url:
         print(f"Ray dashboard: {dashboard_url}", flush=True)

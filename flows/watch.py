@@ -1,0 +1,151 @@
+"""Follow a training run from the flow side while Ray trains it.
+
+The training loop runs in Ray workers and never imports Prefect; it writes the run store
+(stats.jsonl at every log tick, checkpoint_<it>/ and samples/iter_<it>.png at every checkpoint).
+A thread of the train task reads those files and turns them into Prefect's own signals:
+
+- a progress artifact (`training-<run>`, iteration / iterations) and a log line with the latest
+  losses at every new stats record;
+- an event `biggan.checkpoint.saved` per new checkpoint (resource `biggan.run.<run name>`,
+  payload: the run's location, the checkpoint, its iteration), which the `evaluate-biggan`
+  deployment's trigger turns into an evaluation (prefect.yaml);
+- a markdown artifact with each new sample sheet inline (`samples-<run>`).
+
+The thread runs in a copy of the task's context: Prefect 3.8.8 finds the run context (logger,
+artifact and event attribution) through context variables, which a bare thread would not see.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import threading
+from typing import Any, Iterator
+
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.events import emit_event
+
+from biggan.runs import RunStore
+from flows.artifacts import publish_sample_sheet, slug
+
+CHECKPOINT_EVENT = "biggan.checkpoint.saved"
+POLL_S = 5.0  # a stat of stats.jsonl and a checkpoint listing per poll: cheap on any store
+MAX_LINES_PER_POLL = 20
+
+
+def run_resource(run_name: str) -> dict[str, str]:
+    """The Prefect resource of a training run: what the evaluation trigger matches on."""
+    return {"prefect.resource.id": f"biggan.run.{run_name}", "prefect.resource.name": run_name}
+
+
+def losses_line(record: dict[str, Any], total: int) -> str:
+    def num(key: str) -> str:
+        value = record.get(key)
+        return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
+
+    return (f"iteration {record.get('iteration')}/{total}: D {num('loss/D')} (real {num('loss/D_real')}, "
+            f"fake {num('loss/D_fake')}), G {num('loss/G')}, {num('images_per_s')} img/s")
+
+
+class RunWatcher:
+    """Polls one run store; publishes progress, losses, checkpoint events and sample sheets."""
+
+    def __init__(self, run_uri: str, run_name: str, total: int, logger: logging.Logger | logging.LoggerAdapter,
+                 poll_s: float = POLL_S):
+        self.store = RunStore(run_uri)  # the run being trained
+        self.run_name = run_name  # its name in the store (resource id, artifact keys)
+        self.total = total  # iterations it trains to
+        self.logger = logger  # the train task's run logger
+        self.poll_s = poll_s  # seconds between polls
+        self._stats_size = -1  # stats.jsonl size at the last read: re-read only when it grew
+        self._last_iteration = 0  # newest stats record published
+        self._checkpoints: set[str] = set(c.name for c in self.store.checkpoints()) if self.store.exists() else set()
+        self._sheets: set[str] = set(loc.name for loc in self.store.sample_sheets()) if self.store.exists() else set()
+        self._progress_id = None
+        self._stop = threading.Event()
+        self.events: list[dict[str, Any]] = []  # payloads of the events emitted, for the flow's result
+
+    # ------------------------------------------------------------------ one poll
+
+    def poll(self) -> None:
+        self._poll_stats()
+        self._poll_checkpoints()
+        self._poll_sheets()
+
+    def _poll_stats(self) -> None:
+        try:
+            size = self.store.stats.loc.size()
+        except (FileNotFoundError, OSError):
+            return
+        if size == self._stats_size:
+            return
+        self._stats_size = size
+        new = [r for r in self.store.stats.read() if int(r.get("iteration", 0)) > self._last_iteration]
+        if not new:
+            return
+        # One line per log tick, as the workers print them; a poll that finds a backlog (a
+        # resumed run's old records) logs its newest ones only.
+        for record in new[-MAX_LINES_PER_POLL:]:
+            self.logger.info(losses_line(record, self.total))
+        latest = new[-1]
+        self._last_iteration = int(latest["iteration"])
+        self.progress(100.0 * self._last_iteration / max(self.total, 1), losses_line(latest, self.total))
+
+    def _poll_checkpoints(self) -> None:
+        if not self.store.exists():
+            return
+        for info in self.store.checkpoints():
+            if info.name in self._checkpoints:
+                continue
+            self._checkpoints.add(info.name)
+            payload = {"run": self.store.uri, "run_name": self.run_name, "checkpoint": info.name,
+                       "iteration": info.iteration}
+            emit_event(event=CHECKPOINT_EVENT, resource=run_resource(self.run_name), payload=payload)
+            self.events.append(payload)
+            self.logger.info("checkpoint %s saved: event %s emitted", info.name, CHECKPOINT_EVENT)
+
+    def _poll_sheets(self) -> None:
+        if not self.store.exists():
+            return
+        for loc in self.store.sample_sheets():
+            if loc.name in self._sheets:
+                continue
+            self._sheets.add(loc.name)
+            digits = "".join(c for c in loc.name if c.isdigit())
+            publish_sample_sheet(self.run_name, loc.uri, int(digits) if digits else None)
+
+    def progress(self, percent: float, description: str) -> None:
+        percent = min(100.0, max(0.0, percent))
+        if self._progress_id is None:
+            self._progress_id = create_progress_artifact(percent, key=f"training-{slug(self.run_name)}",
+                                                         description=f"Training of {self.run_name}: {description}")
+        else:
+            update_progress_artifact(self._progress_id, percent,
+                                     description=f"Training of {self.run_name}: {description}")
+
+    # ------------------------------------------------------------------ the thread
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            try:
+                self.poll()
+            except Exception as err:  # a watcher hiccup (a file mid-write) must never fail training
+                self.logger.warning("run watcher: %s: %s", type(err).__name__, err)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator["RunWatcher"]:
+        """Poll in a thread while the body trains; a last poll after it, in this thread."""
+        self.progress(100.0 * self._last_iteration / max(self.total, 1), "starting")
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(self._loop,),
+                                  name=f"watch-{self.run_name}", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join()
+            try:
+                self.poll()
+            except Exception as err:  # never hide the training error behind a watcher one
+                self.logger.warning("run watcher: %s: %s", type(err).__name__, err)
