@@ -102,9 +102,10 @@ def main() -> None:
             shard_dir = Path(tmp) / f"shards{res}"
             wds_rates, folder_rates = [], []
             for _ in range(args.rounds):
-                wds_rates.append(bench_loader(lambda: train_loader(shard_dir, args.batch, 0, 1, 0, 1000, args.workers),
+                wds_rates.append(bench_loader(
+                    lambda d=shard_dir: train_loader(d, args.batch, 0, 1, 0, 1000, args.workers),
                                               args.batch, args.steps))
-                folder_rates.append(bench_loader(lambda: imagefolder_batches(root, res, args.batch, args.workers),
+                folder_rates.append(bench_loader(lambda r=res: imagefolder_batches(root, r, args.batch, args.workers),
                                                  args.batch, args.steps))
             wds_rate, folder_rate = statistics.median(wds_rates), statistics.median(folder_rates)
             rows.append((res, shard_rate, wds_rate, folder_rate))
@@ -112,7 +113,8 @@ def main() -> None:
             print(f"{res:>4} px: shard writing {shard_rate:7.0f} img/s | WebDataset loader {wds_rate:7.0f} img/s | "
                   f"ImageFolder+DataLoader {folder_rate:7.0f} img/s | loader speed-up {wds_rate / folder_rate:.1f}x",
                   flush=True)
-    print("\n| resolution | shard writing (img/s) | WebDataset loader (img/s) | ImageFolder + DataLoader (img/s) | speed-up |")
+    print("\n| resolution | shard writing (img/s) | WebDataset loader (img/s) "
+          "| ImageFolder + DataLoader (img/s) | speed-up |")
     print("|---|---|---|---|---|")
     for res, shard_rate, wds_rate, folder_rate in rows:
         print(f"| {res} | {shard_rate:.0f} | {wds_rate:.0f} | {folder_rate:.0f} | {wds_rate / folder_rate:.1f}x |")

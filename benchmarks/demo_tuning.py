@@ -36,10 +36,10 @@ def main() -> None:
     from biggan.data.demo import write_demo_data
     from biggan.data.shard import shard_dataset
     from biggan.eval.agreement import class_agreement, train_judge
-    from biggan.sampling.standing import standing_stats_
     from biggan.presets import digits32
     from biggan.runs import RunStore
     from biggan.runs.networks import config_of, generator_from_state
+    from biggan.sampling.standing import standing_stats_
     from biggan.train.context import LocalContext
     from biggan.train.loop import train
 

@@ -7,7 +7,7 @@ from the shard set (dataset.json), so a preset trains on any data set at its res
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from biggan.config import (
     ClusterConfig,
@@ -86,7 +86,8 @@ def digits32(shards: str = f"{DEFAULT_SHARD_ROOT}/digits") -> ExperimentConfig:
 
     Every technique of the paper stays on (shared embedding, hierarchical latents, ortho reg,
     SN, self-attention, cross-replica BN over 2 Ray workers, EMA, hinge loss, 2 D steps per G
-    step); only the scale shrinks. Tuned on a 2-core CPU machine (docs/benchmarks.md): ch 8 (G and D 32 channels wide; ch 4 never learned the class conditioning),
+    step); only the scale shrinks. Tuned on a 2-core CPU machine (docs/benchmarks.md): ch 8
+    (G and D 32 channels wide; ch 4 never learned the class conditioning),
     global batch 16 (8 per worker) and G = D = 6e-4. The paper's 5e-5 / 2e-4 is tuned for
     batch 2048 and 150k iterations, and its G:D ratio of 1:4 starved G here (1e-4 / 4e-4 never
     conditioned on class in 1,500 iterations); equal rates follow the authors' own 32 px

@@ -20,9 +20,10 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pyarrow.fs as pafs
 
@@ -69,11 +70,11 @@ class Location:
         return self.path.rstrip("/").rsplit("/", 1)[-1]
 
     @property
-    def parent(self) -> "Location":
+    def parent(self) -> Location:
         head = self.path.rstrip("/").rsplit("/", 1)[0] or "/"
         return Location(self.fs, head, self.scheme)
 
-    def __truediv__(self, part: str) -> "Location":
+    def __truediv__(self, part: str) -> Location:
         part = str(part).strip("/")
         return Location(self.fs, f"{self.path.rstrip('/')}/{part}", self.scheme)
 
@@ -106,11 +107,11 @@ class Location:
             raise FileNotFoundError(f"{self.uri} is not a file")
         return int(info.size)
 
-    def children(self) -> list["Location"]:
+    def children(self) -> list[Location]:
         """Direct children (files and folders), sorted by name; [] when the folder is missing."""
         return [Location(self.fs, info.path, self.scheme) for info in self._list(recursive=False)]
 
-    def files(self, recursive: bool = True) -> list[tuple["Location", int]]:
+    def files(self, recursive: bool = True) -> list[tuple[Location, int]]:
         """(file, size) below this folder, sorted by path."""
         return [(Location(self.fs, info.path, self.scheme), int(info.size))
                 for info in self._list(recursive) if info.type == pafs.FileType.File]
@@ -207,7 +208,7 @@ class Location:
             self.fs.delete_dir(self.path)
 
 
-def location(target: "str | os.PathLike | Location") -> Location:
+def location(target: str | os.PathLike | Location) -> Location:
     """The Location of a local path or a URI (pyarrow resolves the scheme)."""
     if isinstance(target, Location):
         return target

@@ -80,7 +80,7 @@ def label_flow_run(name: str | None = None, tags: list[str] | tuple[str, ...] = 
     try:
         with get_client(sync_client=True) as client:
             client.update_flow_run(context.flow_run.id, name=name, tags=merged)
-    except Exception as err:  # a label is worth a warning, never a failed run
+    except Exception as err:  # noqa: BLE001 - a label is worth a warning, never a failed run
         get_run_logger().warning("could not rename the flow run to %s: %s", name, err)
         return
     context.flow_run.tags = merged

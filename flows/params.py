@@ -12,7 +12,7 @@ so None cannot mean anything else here).
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
@@ -54,7 +54,7 @@ def _partial(model: type[BaseModel], name: str) -> type[_Partial]:
         annotation = info.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             annotation = _partial(annotation, annotation.__name__.removesuffix("Config") + "Overrides")
-        fields[key] = (Optional[annotation], Field(None, description=info.description))
+        fields[key] = (annotation | None, Field(None, description=info.description))
     return create_model(name, __base__=_Partial, __doc__=f"Overrides of {model.__name__}.", **fields)
 
 
@@ -100,14 +100,14 @@ class EvalOverrides(_partial(EvalConfig, "_EvalFields")):  # type: ignore[misc]
         return self.to_dotted()
 
 
-def as_overrides(value: "ExperimentOverrides | dict[str, Any] | None") -> ExperimentOverrides:
+def as_overrides(value: ExperimentOverrides | dict[str, Any] | None) -> ExperimentOverrides:
     """Validated overrides from a model, a (dotted or nested) dict, or None."""
     if isinstance(value, ExperimentOverrides):
         return value
     return ExperimentOverrides.model_validate(value or {})
 
 
-def as_eval_overrides(value: "EvalOverrides | dict[str, Any] | None") -> EvalOverrides:
+def as_eval_overrides(value: EvalOverrides | dict[str, Any] | None) -> EvalOverrides:
     if isinstance(value, EvalOverrides):
         return value
     return EvalOverrides.model_validate(value or {})

@@ -21,7 +21,8 @@ import contextlib
 import contextvars
 import logging
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.events import emit_event
@@ -130,11 +131,11 @@ class RunWatcher:
         while not self._stop.wait(self.poll_s):
             try:
                 self.poll()
-            except Exception as err:  # a watcher hiccup (a file mid-write) must never fail training
+            except Exception as err:  # noqa: BLE001 - a watcher hiccup (a file mid-write) must never fail training
                 self.logger.warning("run watcher: %s: %s", type(err).__name__, err)
 
     @contextlib.contextmanager
-    def running(self) -> Iterator["RunWatcher"]:
+    def running(self) -> Iterator[RunWatcher]:
         """Poll in a thread while the body trains; a last poll after it, in this thread."""
         self.progress(100.0 * self._last_iteration / max(self.total, 1), "starting")
         thread = threading.Thread(target=contextvars.copy_context().run, args=(self._loop,),
@@ -147,5 +148,5 @@ class RunWatcher:
             thread.join()
             try:
                 self.poll()
-            except Exception as err:  # never hide the training error behind a watcher one
+            except Exception as err:  # noqa: BLE001 - never hide the training error behind a watcher one
                 self.logger.warning("run watcher: %s: %s", type(err).__name__, err)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import click
 
-from biggan.cli.common import main
-
 # Importing the modules registers their commands on `main`.
-from biggan.cli import data as _data  # noqa: F401,E402
-from biggan.cli import model as _model  # noqa: F401,E402
-from biggan.cli import train as _train  # noqa: F401,E402
-from biggan.cli import evaluate as _evaluate  # noqa: F401,E402
-from biggan.cli import pipeline as _pipeline  # noqa: F401,E402
-from biggan.cli import interop as _interop  # noqa: F401,E402
+from biggan.cli import data as _data  # noqa: F401
+from biggan.cli import evaluate as _evaluate  # noqa: F401
+from biggan.cli import interop as _interop  # noqa: F401
+from biggan.cli import model as _model  # noqa: F401
+from biggan.cli import pipeline as _pipeline  # noqa: F401
+from biggan.cli import train as _train  # noqa: F401
+from biggan.cli.common import main
 
 __all__ = ["main", "click"]

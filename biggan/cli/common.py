@@ -81,7 +81,8 @@ def open_checkpoint(run, checkpoint: str | None, ema: bool, truncation: float | 
     return G, cfg, info
 
 
-def resolve_experiment(preset: str, overrides: tuple[str, ...], extra: dict[str, Any] | None = None) -> ExperimentConfig:
+def resolve_experiment(preset: str, overrides: tuple[str, ...],
+                       extra: dict[str, Any] | None = None) -> ExperimentConfig:
     """Preset + overrides, validated once; a bad key or value exits with a readable message."""
     try:
         pairs = dict(parse_override(text) for text in overrides)

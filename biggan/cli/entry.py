@@ -63,9 +63,7 @@ def quiet_tracebacks(log_file: Path) -> None:
 
 def run() -> None:
     """Entry point of the `biggan` script."""
-    from biggan.cli import main
-    from biggan.cli import reaper
-    from biggan.errors import UserError
+    from biggan.cli import main, reaper
 
     debug = "--debug" in sys.argv[1:]
     argv = [a for a in sys.argv[1:] if a != "--debug"]
@@ -87,7 +85,7 @@ def run() -> None:
         sys.exit(err.exit_code)
     except click.exceptions.Exit as err:
         sys.exit(err.exit_code)
-    except BaseException as err:  # noqa: BLE001 - every failure ends in one line (and a log)
+    except BaseException as err:
         if isinstance(err, (SystemExit, KeyboardInterrupt)):
             raise
         with open(log_file, "a") as handle:
@@ -95,7 +93,8 @@ def run() -> None:
         if debug:
             traceback.print_exception(err)
         cause = user_error(err)
-        message = str(cause) if cause is not None else f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        first = str(err).splitlines()[0] if str(err) else ""
+        message = str(cause) if cause is not None else f"{type(err).__name__}: {first}"
         click.echo(f"Error: {message}", err=True)
         if cause is None or debug:
             click.echo(f"(full log: {log_file})", err=True)

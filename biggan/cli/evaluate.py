@@ -45,7 +45,8 @@ def _require_images(run, command: str, pairs: dict[str, Any]) -> None:
     if options.get("data", {}).get("train_shards") != NO_SHARDS:
         return
     ecfg = {**options.get("eval", {}), **pairs}
-    if command != "memorization" and ecfg.get("reference_stats") and ecfg.get("feature_extractor") != "dataset-classifier":
+    published = ecfg.get("reference_stats") and ecfg.get("feature_extractor") != "dataset-classifier"
+    if command != "memorization" and published:
         return
     remedy = "import the weights again with --shards (a shard set of the same classes and resolution)"
     if command != "memorization":

@@ -31,7 +31,7 @@ def _pipeline_overrides(preset: str, overrides: tuple[str, ...]) -> dict[str, An
 @click.option("--root", default=None, help="ImageNet-style root (train/, val/) to shard first.")
 @click.option("--manifest", default=None, help="JFT-style manifest to shard first.")
 @click.option("--shards", default=None,
-              help="Shard root (<shards>/train, /val): a folder or a URI; default: the preset's (shards/<preset data>).")
+              help="Shard root (<shards>/train, /val): a folder or a URI; default: the preset's.")
 @click.option("--name", default=None, help="Run name; default: a new number, 00007-<preset>.")
 @store_option
 @click.option("--workers", "num_workers", type=int, default=None, help="Ray Train workers (0 = in-process).")
@@ -88,7 +88,8 @@ def format_summary(summary: dict) -> str:
     ]
     if points.get("is_matches_val"):
         p = points["is_matches_val"]
-        lines.append(f"  FID at real IS     {p['FID']:.3f} (IS {p['IS']:.3f}, threshold {p['threshold']:.3g}, {p['method']})")
+        lines.append(f"  FID at real IS     {p['FID']:.3f} (IS {p['IS']:.3f}, threshold {p['threshold']:.3g}, "
+                     f"{p['method']})")
     acc = summary["d_accuracy"]
     lines += [
         f"  D accuracy         train {acc['train']:.3f} / val {acc['val']:.3f}",

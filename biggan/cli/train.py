@@ -23,7 +23,8 @@ from biggan.config import ConfigError, parse_override
 @store_option
 @click.option("--workers", "num_workers", type=int, default=None,
               help="Ray Train workers (0 = in-process); default: the preset's.")
-@click.option("--gpu/--no-gpu", "use_gpu", default=None, help="Train on GPUs (NCCL) or CPUs (gloo); default: the preset's.")
+@click.option("--gpu/--no-gpu", "use_gpu", default=None,
+              help="Train on GPUs (NCCL) or CPUs (gloo); default: the preset's.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit (starts nothing).")
 def train_command(preset: str, overrides: tuple[str, ...], shards: str | None, name: str | None,
                   resume: str | None, init_from: str | None, store: str, num_workers: int | None,
@@ -98,7 +99,8 @@ def _ago(seconds: float) -> str:
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
 def sample_command(run_ref: str, store: str, checkpoint: str | None, classes: str, per_class: int,
                    truncation: float | None, seed: int, raw: bool, out: Path) -> None:
-    """PNG samples per class (OUT/<class>/*.png) and a sheet, from a checkpoint's EMA G with standing statistics (Appendix C.1)."""
+    """PNG samples per class (OUT/<class>/*.png) and a sheet, from a checkpoint's EMA G with standing
+    statistics (Appendix C.1)."""
     import torch
 
     from biggan.cli.common import open_checkpoint

@@ -45,7 +45,7 @@ class ShardConfig(Strict):
         return value
 
     @model_validator(mode="after")
-    def _check_source(self) -> "ShardConfig":
+    def _check_source(self) -> ShardConfig:
         if self.source == "imagenet":
             if self.root is None:
                 raise ValueError("source 'imagenet' needs root (the folder holding train/ and val/)")

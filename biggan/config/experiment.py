@@ -39,7 +39,7 @@ class ExperimentConfig(Strict):
         return value
 
     @model_validator(mode="after")
-    def _batch_divides(self) -> "ExperimentConfig":
+    def _batch_divides(self) -> ExperimentConfig:
         workers = max(1, self.cluster.num_workers)
         parts = workers * self.train.accumulation
         if self.train.batch_size % parts:

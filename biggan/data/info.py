@@ -59,19 +59,19 @@ class DatasetInfo(BaseModel):
     label_frequencies: dict[str, int] | None = None  # jft: label name -> images carrying it (before top-K)
     seed: int  # seed of the source-list shuffle
 
-    def shard_locations(self, shard_dir: "str | Path | Location") -> list[Location]:
+    def shard_locations(self, shard_dir: str | Path | Location) -> list[Location]:
         """The non-empty shards, in the set's order (local files or objects)."""
         root = location(shard_dir)
         return [root / s.name for s in self.shards if s.num_samples > 0]
 
 
-def save_dataset_info(shard_dir: "str | Path | Location", info: DatasetInfo) -> Location:
+def save_dataset_info(shard_dir: str | Path | Location, info: DatasetInfo) -> Location:
     target = location(shard_dir) / DATASET_FILE
     target.write_json(info.model_dump(mode="json"))
     return target
 
 
-def load_dataset_info(shard_dir: "str | Path | Location") -> DatasetInfo:
+def load_dataset_info(shard_dir: str | Path | Location) -> DatasetInfo:
     """Read and validate `shard_dir/dataset.json`; a clear error when the set is incomplete."""
     target = location(shard_dir) / DATASET_FILE
     if not target.is_file():

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import random
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import torch
 import webdataset as wds
@@ -103,7 +103,7 @@ def open_shards(shards: Iterable[Location], handler: Callable[[Exception], bool]
             want = (expected or {}).get(shard.name)
             if want is not None and count != want:
                 raise DamagedShard(f"shard {shard.uri} does not read: it ends after {count} of its {want} samples")
-        except Exception as exn:  # noqa: BLE001 - the handler decides, as in webdataset
+        except Exception as exn:
             if isinstance(exn, DamagedShard) and handler is wds.reraise_exception:
                 raise
             exn.args = exn.args + (shard.uri,)
@@ -187,7 +187,7 @@ class TrainBatches:
     def __init__(self, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]):
         self._batches = batches
 
-    def __iter__(self) -> "TrainBatches":
+    def __iter__(self) -> TrainBatches:
         return self
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,14 +199,14 @@ class TrainBatches:
             shutdown()
         self._batches = iter(())
 
-    def __enter__(self) -> "TrainBatches":
+    def __enter__(self) -> TrainBatches:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-def train_loader(shard_dir: "str | Path | Location", batch_size: int, rank: int, world_size: int, seed: int,
+def train_loader(shard_dir: str | Path | Location, batch_size: int, rank: int, world_size: int, seed: int,
                  shuffle_buffer: int, num_workers: int, policy: Policy = "stop") -> TrainBatches:
     """Infinite (images float32 Bx3xHxW in [-1, 1], labels int64 B) for one rank of `world_size`."""
     # Sizes against dataset.json (one listing): a damaged tar stops here or is left out.
@@ -225,7 +225,7 @@ def train_loader(shard_dir: "str | Path | Location", batch_size: int, rank: int,
     return TrainBatches(iter(loader))
 
 
-def eval_loader(shard_dir: "str | Path | Location", batch_size: int, as_uint8: bool = False
+def eval_loader(shard_dir: str | Path | Location, batch_size: int, as_uint8: bool = False
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[str]]]:
     """Every sample exactly once, in shard then tar order: (images, labels, source keys).
 

@@ -12,9 +12,9 @@ import logging
 import os
 import random
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Callable
 
 import webdataset as wds
 from pydantic import BaseModel, ConfigDict

@@ -11,8 +11,9 @@ loaders' handlers below.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 from biggan.data.info import DatasetInfo, load_dataset_info
 from biggan.errors import DamagedShard, DataError

@@ -9,8 +9,8 @@ The figures themselves come from torch-fidelity's own functions over these (see 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 import torch

@@ -12,7 +12,7 @@ held-out real images (the yardstick of "a new image from the same distribution")
 from __future__ import annotations
 
 import io
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor
@@ -114,7 +114,8 @@ def plot_distance_distributions(results: dict, path: Location) -> Location:
     names = list(results)
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.5), squeeze=False)
     for ax, name in zip(axes[0], names):
-        for label, values in (("generated", results[name]["generated_nn"]), ("held-out real", results[name]["heldout_nn"])):
+        pairs = (("generated", results[name]["generated_nn"]), ("held-out real", results[name]["heldout_nn"]))
+        for label, values in pairs:
             ax.hist([v for v in values if v != float("inf")], bins=30, alpha=0.6, label=label)
         ax.set_title(f"NN distance to train ({name})")
         ax.legend()
@@ -124,7 +125,7 @@ def plot_distance_distributions(results: dict, path: Location) -> Location:
 
 def nearest_neighbour_check(generated: Tensor, generated_labels: Tensor, heldout: Tensor, heldout_labels: Tensor,
                             train_chunks: Iterator[tuple[Tensor, Tensor]], backbones: list[str], k: int,
-                            out_dir: "Location | str", device, grid_rows: int = GRID_ROWS) -> dict:
+                            out_dir: Location | str, device, grid_rows: int = GRID_ROWS) -> dict:
     """Class-wise k-NN of generated and held-out images among the streamed training images, per
     backbone: a grid (generated first, then its neighbours), distances and the copy flag."""
     out_dir = location(out_dir)
@@ -172,7 +173,8 @@ def memorization_check(store: RunStore, checkpoint: str | None, eval_cfg=None, c
     cfg, device = session.cfg, session.device
     ecfg, mcfg = cfg.eval, cfg.model
     if cfg.data.val_shards is None:
-        raise ConfigError("the memorization check needs held-out shards: data.val_shards is not set (shard a val split)")
+        raise ConfigError("the memorization check needs held-out shards: data.val_shards is not set "
+                          "(shard a val split)")
     # D was trained against the raw G, not the EMA: judge it on what it saw (Section 4.2).
     D = session.discriminator()
     limit = ecfg.d_accuracy_samples

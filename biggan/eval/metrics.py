@@ -7,8 +7,8 @@ statistics. Every metric asked for in one call shares one pass over the generate
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch_fidelity.metric_fid import fid_statistics_to_metric
 from torch_fidelity.metric_isc import isc_features_to_metric
@@ -30,7 +30,7 @@ class Metric:
     moments: tuple[str, ...]  # torch-fidelity metric kinds whose layer needs running moments
     keep: tuple[str, ...]  # kinds whose layer rows are kept whole
     reference_rows: tuple[str, ...]  # kinds whose reference rows are needed
-    compute: Callable[["MetricInputs"], dict[str, float]]
+    compute: Callable[[MetricInputs], dict[str, float]]
 
 
 @dataclass

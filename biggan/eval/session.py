@@ -15,8 +15,13 @@ import torch
 from biggan.config import ConfigError, EvalConfig, ExperimentConfig, apply_overrides
 from biggan.eval.classifier import TrainedClassifier, train_classifier
 from biggan.eval.device import resolve_device
-from biggan.eval.extractors import Extractor, dataset_classifier_extractor, extractor_module, inception_extractor
-from biggan.eval.extractors import metric_layer
+from biggan.eval.extractors import (
+    Extractor,
+    dataset_classifier_extractor,
+    extractor_module,
+    inception_extractor,
+    metric_layer,
+)
 from biggan.eval.feature_pass import FeatureBank, extract
 from biggan.eval.reference import Reference, published_reference, shard_fingerprint, shard_reference
 from biggan.runs import CheckpointInfo, RunStore
@@ -44,7 +49,7 @@ def ensure_classifier(cfg: ExperimentConfig, device: torch.device | str = "cpu")
                             seed=cfg.eval.seed, device=device)
 
 
-def with_eval(cfg: ExperimentConfig, eval_overrides: "dict[str, Any] | EvalConfig | None") -> ExperimentConfig:
+def with_eval(cfg: ExperimentConfig, eval_overrides: dict[str, Any] | EvalConfig | None) -> ExperimentConfig:
     """The run's config with a caller's eval section (an EvalConfig, or dotted overrides of the run's)."""
     if eval_overrides is None:
         return cfg
@@ -149,9 +154,9 @@ class EvalSession:
 
 
 def open_checkpoint(
-    run: "str | RunStore",
+    run: str | RunStore,
     checkpoint: str | None = None,  # name or iteration; None = the one the run marked for evaluation
-    eval_overrides: "dict[str, Any] | EvalConfig | None" = None,
+    eval_overrides: dict[str, Any] | EvalConfig | None = None,
     classifier: str | None = None,  # a trained dataset classifier file, to skip the cache lookup
 ) -> EvalSession:
     """The evaluation session of one checkpoint of a run."""

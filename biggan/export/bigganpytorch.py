@@ -7,8 +7,9 @@ The inverse of `biggan.interop.import_bigganpytorch`: their `utils.load_weights`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from torch import Tensor, nn
 

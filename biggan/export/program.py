@@ -82,7 +82,7 @@ def export_program(G_ema: nn.Module, out_dir: Path, fmt: str = "pt2") -> dict[st
                 program = torch.export.export(wrapper, inputs, dynamic_shapes=({0: batch}, {0: batch}, None))
             torch.export.save(program, out_dir / PT2)
             return {"file": PT2, "format": "torch.export", "why": why}
-        except Exception as error:  # any torch.export failure: fall back, and say why
+        except Exception as error:  # noqa: BLE001 - any torch.export failure: fall back, and say why
             why = f"torch.export failed ({type(error).__name__}: {str(error).splitlines()[0][:200]})"
     elif fmt != "ts":
         raise ValueError(f"program format {fmt!r}: use 'pt2' or 'ts'")

@@ -39,7 +39,7 @@ def rename_from_theirs(their_sd: dict[str, Tensor], net: str) -> dict[str, Tenso
     return out
 
 
-def rename_to_theirs(our_sd: dict[str, Tensor], net: str) -> "OrderedDict[str, Tensor]":
+def rename_to_theirs(our_sd: dict[str, Tensor], net: str) -> OrderedDict[str, Tensor]:
     """Our G or D state dict under their names, in their `state_dict()` order."""
     shared = net != "G" or is_shared(our_sd)
     renamed: dict[str, Tensor] = {}

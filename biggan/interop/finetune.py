@@ -18,8 +18,8 @@ copies G into G_ema (our training loop's EMA does so when it is constructed).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import torch
 from torch import Tensor, nn

@@ -20,7 +20,7 @@ is None names a tensor the other layout does not have. The first row that matche
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 
 import torch
 from torch import Tensor
@@ -45,7 +45,7 @@ _FIELDS = {"i": r"\d+", "k": r"\d+", "p": r"gain|bias", "rest": r".+"}
 _UNSHARED_CLASS_PROJECTION = re.compile(r"^blocks\.\d+\.0\.bn\d+\.(gain|bias)\.weight$")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pattern(template: str) -> re.Pattern[str]:
     parts = re.split(r"(\{\w+\})", template)
     regex = "".join(

@@ -10,7 +10,8 @@ Moments of a transposed tensor (G's per-BN class embeddings without `shared`) ar
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from torch import Tensor
 

@@ -97,7 +97,7 @@ def load_tensors(path: Path) -> Any:
     """A state dict (or optimizer state dict): strictly weights_only, nothing allowlisted."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises UnpicklingError, or RuntimeError wrapping it
+    except Exception as error:  # noqa: BLE001 - torch raises UnpicklingError, or RuntimeError wrapping it
         raise UnsafePickleError(
             f"{path} is not a plain state dict; refusing to unpickle it ({_first_line(error)})"
         ) from None
@@ -113,7 +113,7 @@ def load_state(path: Path) -> tuple[Any, list[str]]:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False,
                              pickle_module=_restricted_pickle_module(replaced))
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - a restricted unpickler fails in many ways; each means: not plain data
             raise UnsafePickleError(f"{path} could not be read as data ({_first_line(error)})") from None
     return obj, replaced
 

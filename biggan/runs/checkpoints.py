@@ -162,7 +162,7 @@ def load_state(info: CheckpointInfo, map_location: str | torch.device = "cpu") -
             raise CheckpointDamaged(f"{source.uri} is damaged: its sha256 does not match {MANIFEST_FILE}")
         try:
             return torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as err:  # unpickling raises many types; all mean the same to a user
+        except Exception as err:  # noqa: BLE001 - unpickling raises many types; all mean the same to a user
             raise CheckpointDamaged(f"{source.uri} does not load: {str(err).splitlines()[0]}") from None
 
 

@@ -4,10 +4,12 @@ keeps on a run, so pruning never deletes a checkpoint that is pending or under e
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from biggan.runs.jsonl import JsonLines
 from biggan.storage import Location
@@ -28,7 +30,8 @@ class RunEvaluations:
 
     def metrics_recorded(self) -> list[str]:
         names = [loc.name for loc, _size in self.run.files(recursive=False)]
-        return sorted(n[len("metric-"):-len(".jsonl")] for n in names if n.startswith("metric-") and n.endswith(".jsonl"))
+        return sorted(n.removeprefix("metric-").removesuffix(".jsonl") for n in names
+                      if n.startswith("metric-") and n.endswith(".jsonl"))
 
     def results(self, metrics: list[str] | None = None, truncation: float | None = None) -> dict[str, dict[str, Any]]:
         """checkpoint name -> {"iteration", "metrics": {figure: value}} merged over `metrics`, from
@@ -53,7 +56,7 @@ class RunEvaluations:
 
     # ------------------------------------------------------------------ leases and the watch
 
-    def lease(self, checkpoint: str) -> "_Lease":
+    def lease(self, checkpoint: str) -> _Lease:
         """`with evaluations.lease(name):` marks a checkpoint as being scored."""
         return _Lease(self.run / LEASES_DIR / f"{checkpoint}.json")
 
@@ -94,7 +97,8 @@ class RunEvaluations:
         truncation = (self.watched() or {}).get("truncation")
         scored = [(r["results"]["FID"], r["checkpoint"]) for r in self.history("fid").read()
                   if r.get("truncation") == truncation and r["checkpoint"] in checkpoints
-                  and isinstance(r.get("results", {}).get("FID"), (int, float)) and r["results"]["FID"] == r["results"]["FID"]]
+                  and isinstance(r.get("results", {}).get("FID"), (int, float))
+                  and math.isfinite(r["results"]["FID"])]
         return min(scored)[1] if scored else None
 
 
@@ -102,7 +106,7 @@ class _Lease:
     def __init__(self, loc: Location):
         self.loc = loc
 
-    def __enter__(self) -> "_Lease":
+    def __enter__(self) -> _Lease:
         self.loc.write_json({"started": time.time(), "host": socket.gethostname(), "pid": os.getpid()})
         return self
 

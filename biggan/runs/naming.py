@@ -30,7 +30,7 @@ def next_run_name(store: Location, description: str) -> str:
     return f"{max(numbers, default=-1) + 1:05d}-{description}"
 
 
-def find_run(store: "str | Location", ref: str) -> RunStore:
+def find_run(store: str | Location, ref: str) -> RunStore:
     """The run a `--resume`/`--run` value names: a run name in `store`, `latest` (the run most
     recently started or resumed), or a path/URI of the run itself."""
     store = location(store)
@@ -45,7 +45,7 @@ def find_run(store: "str | Location", ref: str) -> RunStore:
     return RunStore(store / ref).require()
 
 
-def find_checkpoint(store: "str | Location", ref: str) -> tuple[RunStore, CheckpointInfo]:
+def find_checkpoint(store: str | Location, ref: str) -> tuple[RunStore, CheckpointInfo]:
     """(run, checkpoint) for a `--init-from` value: a checkpoint folder's path/URI, or a run (as
     `find_run` takes it) whose marked checkpoint is meant. A start from weights must be exactly
     the checkpoint asked for, so a marked checkpoint that is damaged or missing is an error here
@@ -105,7 +105,7 @@ def summarize(run: RunStore) -> RunSummary:
                       updated=updated)
 
 
-def list_runs(store: "str | Location") -> list[RunSummary]:
+def list_runs(store: str | Location) -> list[RunSummary]:
     return [summarize(RunStore(folder)) for folder in run_folders(location(store))]
 
 

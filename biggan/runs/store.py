@@ -52,7 +52,7 @@ class RunNotFound(UserError, FileNotFoundError):
 class RunStore:
     """One run: its files, checkpoints and marks."""
 
-    def __init__(self, target: "str | Location"):
+    def __init__(self, target: str | Location):
         self.location = location(target)  # the run folder
         self.stats = JsonLines(self.location / STATS_FILE)  # training stats (rank 0 writes)
         self.evaluations = RunEvaluations(self.location)  # metric histories, leases, the watch
@@ -71,7 +71,7 @@ class RunStore:
     def exists(self) -> bool:
         return (self.location / OPTIONS_FILE).is_file()
 
-    def require(self) -> "RunStore":
+    def require(self) -> RunStore:
         if not self.exists():
             raise RunNotFound(f"no run at {self.uri} (no {OPTIONS_FILE}); `biggan runs` lists the runs of a store")
         return self

@@ -6,7 +6,7 @@ stream and keep only features or running statistics.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn

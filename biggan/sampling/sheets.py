@@ -29,7 +29,7 @@ def grid_png(images: Tensor, nrow: int, padding: int = 2) -> bytes:
     return buffer.getvalue()
 
 
-def save_grid_atomic(images: Tensor, path: "Path | str | Location", nrow: int, padding: int = 2) -> Location:
+def save_grid_atomic(images: Tensor, path: Path | str | Location, nrow: int, padding: int = 2) -> Location:
     """A PNG grid written atomically to a local path or a storage URI."""
     target = location(path)
     target.write_bytes(grid_png(images, nrow, padding))
@@ -42,7 +42,7 @@ def _device(G: nn.Module) -> torch.device:
 
 def save_sample_sheet(
     G: nn.Module,
-    path: "Path | str | Location",
+    path: Path | str | Location,
     classes: list[int],  # one row per class
     per_class: int,  # samples per row
     truncation: float | None,
@@ -75,7 +75,7 @@ def draw_class_samples(
     return rows
 
 
-def save_class_folders(rows: list[Tensor], classes: list[int], out: "Path | str | Location") -> list[Location]:
+def save_class_folders(rows: list[Tensor], classes: list[int], out: Path | str | Location) -> list[Location]:
     """One PNG per sample in `out/<class index>/<n:05d>.png` (the `biggan sample` layout)."""
     out = location(out)
     paths = []
@@ -87,7 +87,7 @@ def save_class_folders(rows: list[Tensor], classes: list[int], out: "Path | str 
 
 def save_interpolations(
     G: nn.Module,
-    path: "Path | str | Location",
+    path: Path | str | Location,
     classes: list[int],  # one row per class (mode "class": row r goes classes[r] -> classes[r+1])
     steps: int,  # images per row, endpoints included
     truncation: float | None,

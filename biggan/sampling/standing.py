@@ -8,7 +8,7 @@ in eval mode, so a sample no longer depends on the batch it is drawn in.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn

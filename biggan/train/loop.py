@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -114,7 +115,8 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
     state = build_training_state(cfg, device, world)
     start = resume_state(store, state, cfg, device)
     # Shards left out under data.on_damaged_shard=skip are counted in every record and the status.
-    skipped = {"skipped_shards": len(check_shards(cfg.data.train_shards))} if cfg.data.on_damaged_shard == "skip" else {}
+    skipped = ({"skipped_shards": len(check_shards(cfg.data.train_shards))}
+               if cfg.data.on_damaged_shard == "skip" else {})
 
     def status(state_: str, iteration: int, reason: str = "") -> None:
         store.write_status(state_, iteration, tcfg.iterations, reason, **skipped)

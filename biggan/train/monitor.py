@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,7 +47,8 @@ def progress_line(iteration: int, total: int, metrics: dict[str, float], images_
     """One human line: iteration, losses, throughput, ETA."""
     eta = max(total - iteration, 0) * seconds_per_iteration
     return (f"[{iteration}/{total}] D {metrics.get('loss/D', float('nan')):.4f} "
-            f"(real {metrics.get('loss/D_real', float('nan')):.4f}, fake {metrics.get('loss/D_fake', float('nan')):.4f}) "
+            f"(real {metrics.get('loss/D_real', float('nan')):.4f}, "
+            f"fake {metrics.get('loss/D_fake', float('nan')):.4f}) "
             f"G {metrics.get('loss/G', float('nan')):.4f} | {images_per_s:.1f} img/s | ETA {_duration(eta)}")
 
 
@@ -99,7 +101,8 @@ class CollapseDetector:
                 if history and len(history) >= 2:
                     sv_median = statistics.median(history)
                     if sv_median > 0 and value > self.config.sv_explosion * sv_median:
-                        reasons.append(f"top SV of {layer} {value:.4g} > {self.config.sv_explosion} x running median {sv_median:.4g}")
+                        reasons.append(f"top SV of {layer} {value:.4g} > {self.config.sv_explosion} x "
+                                       f"running median {sv_median:.4g}")
         self._seen += 1
         if reasons:
             if self._streak == 0:
@@ -142,7 +145,8 @@ class DeadRunRule:
         if spread < cfg.flat_d_spread and gap < cfg.flat_d_spread:
             reasons.append(f"D is flat: it gives {metrics.get('D_out/real', 0.0):.4g} for every real and every "
                            f"generated image (spread {spread:.2g})")
-        if abs(metrics.get("loss/D", 0.0) - 2.0) < cfg.pinned_d_loss_band and metrics.get("grad_norm/D", 1.0) < cfg.vanishing_grad:
+        pinned = abs(metrics.get("loss/D", 0.0) - 2.0) < cfg.pinned_d_loss_band
+        if pinned and metrics.get("grad_norm/D", 1.0) < cfg.vanishing_grad:
             reasons.append(f"D's loss is pinned at {metrics['loss/D']:.4g} (chance) with gradient norm "
                            f"{metrics['grad_norm/D']:.2g}")
         self._streak = self._streak + 1 if reasons else 0

@@ -10,8 +10,8 @@ gradient is averaged over workers and the optimizer steps, so a global batch of
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn

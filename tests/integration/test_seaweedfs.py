@@ -3,13 +3,8 @@ anonymous and wrong-key requests, loopback-only sockets, and Ray Train storage o
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest

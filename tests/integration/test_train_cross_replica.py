@@ -4,7 +4,6 @@ processes (no Ray needed for this property); the loop's own gradient averaging i
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 

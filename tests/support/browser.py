@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from typing import Iterator
+from collections.abc import Iterator
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -27,7 +27,7 @@ def main(node_id: str, run: str, checkpoint: str, out: Path, timeout: float = 30
                 raise TimeoutError(f"{checkpoint} never appeared in {run}")
             time.sleep(0.2)
         out.write_text(json.dumps({"pid": kill_train_worker_on_node(node_id)}))
-    except Exception as err:  # reported to the test through the file
+    except Exception as err:  # noqa: BLE001 - reported to the test through the file
         out.write_text(json.dumps({"error": repr(err)}))
     finally:
         ray.shutdown()

@@ -26,10 +26,9 @@ WAIT_S = 45  # how long a worker waits for the test's "sampled" file
 
 
 def _train_loop(config: dict) -> None:
+    import ray.train
     import torch
     import torch.distributed as dist
-
-    import ray.train
 
     sync = Path(config["sync"])
     rank = dist.get_rank()

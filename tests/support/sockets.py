@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 try:
     import psutil
 except ImportError:  # Ray vendors psutil (ray/thirdparty_files) and puts it on sys.path on import
-    import ray  # noqa: F401
     import psutil
+    import ray  # noqa: F401
 
 
 @dataclass(frozen=True)

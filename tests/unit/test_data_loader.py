@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 from collections import Counter, defaultdict
 
-import numpy as np
 import pytest
 import torch
 
@@ -108,7 +107,7 @@ def test_multi_label_draws_differ_across_workers_and_ranks(two_label_shards):
     assert seqs[0] != seqs[1]
     other_rank = list(itertools.islice(train_loader(two_label_shards, 4, 1, 2, 0, 4, 0), 20))
     mine = list(itertools.islice(train_loader(two_label_shards, 4, 0, 2, 0, 4, 0), 20))
-    assert [l.tolist() for _, l in mine] != [l.tolist() for _, l in other_rank]
+    assert [y.tolist() for _, y in mine] != [y.tolist() for _, y in other_rank]
 
 
 def test_eval_reports_first_label_and_jpg_format_round_trips(tmp_path):

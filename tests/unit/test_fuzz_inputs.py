@@ -26,7 +26,8 @@ def _one_line(err: BaseException) -> None:
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                           lambda inner: (st.lists(inner, max_size=3)
+                                          | st.dictionaries(st.text(max_size=5), inner, max_size=3)),
                            max_leaves=8)
 manifest_lines = st.one_of(
     st.builds(lambda p, labels: json.dumps({"path": p, "labels": labels}),

@@ -72,7 +72,8 @@ def test_resumed_run_shows_each_step_once_with_the_resumed_values(tmp_path):
     files = sorted(Path(folder.path).glob("events.out.tfevents.*"))
     raw = [event.step for path in files for event in EventFileLoader(str(path)).Load()
            if any(v.tag == "iterations_per_s" for v in event.summary.value)]
-    assert len(files) == 2 and raw == [2, 3, 4, 4, 6]  # step 4 twice on disk: the crashed session's and the resumed one's
+    # Step 4 twice on disk: the crashed session's and the resumed one's.
+    assert len(files) == 2 and raw == [2, 3, 4, 4, 6]
 
     acc = _read(folder)
     records = store.stats.read()
@@ -116,7 +117,8 @@ def test_object_store_writer_uploads_whole_snapshots_and_rotates(tmp_path, monke
     assert not any(p.name.startswith(".") for p in Path(remote.path).iterdir())  # no temp files left
     acc = _read(remote.path)
     assert [e.step for e in acc.Scalars("loss/D")] == list(range(1, 31))
-    assert [(i.step, i.width, i.height) for i in acc.Images(tb.SAMPLES_TAG)] == [(10, 40, 30), (20, 40, 30), (30, 40, 30)]
+    images = [(i.step, i.width, i.height) for i in acc.Images(tb.SAMPLES_TAG)]
+    assert images == [(10, 40, 30), (20, 40, 30), (30, 40, 30)]
 
 
 def test_a_failing_tensorboard_writer_warns_once_and_training_goes_on(tmp_path, capsys):

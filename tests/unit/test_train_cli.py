@@ -98,7 +98,8 @@ def test_sample_command_writes_class_folders_and_a_sheet(tmp_path):
     store.save_checkpoint({
         "G": G.state_dict(), "D": D.state_dict(), "G_ema": G.state_dict(), "opt_G": opt.state_dict(),
         "opt_D": opt.state_dict(), "iteration": 5, "rng": {}, "data": {}, "config": cfg.model_dump(mode="json")}, {})
-    result = CliRunner().invoke(main, ["sample", "--run", "r", "--store", str(tmp_path), "--classes", "0,3,7", "--per-class", "2",
+    result = CliRunner().invoke(main, ["sample", "--run", "r", "--store", str(tmp_path), "--classes", "0,3,7",
+                                       "--per-class", "2",
                                        "--truncation", "0.5", "--out", str(tmp_path / "sheets")])
     assert result.exit_code == 0, result.output
     sheet = json.loads(result.output)["sheet"]

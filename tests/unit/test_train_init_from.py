@@ -73,8 +73,9 @@ def test_resolution_takes_the_source_architecture_and_the_shards_classes(tmp_pat
     with pytest.raises(ConfigError, match=r"makes 64 px images but the shard set .* has 32 px ones"):
         resolve_experiment("digits32", {}, str(digits_shards["train"]), store=store, init_from="big")
     (tmp_path / "runs" / "src" / "checkpoint_00000040" / "state.pt").write_bytes(b"cut")
-    with pytest.raises(ConfigError, match=r"^train.init_from: .*checkpoint_00000040/state.pt is cut short \(3 of \d+ bytes\): the checkpoint "
-                                          r"marked for evaluation is damaged; name one of the run's checkpoint folders"):
+    with pytest.raises(ConfigError, match=r"^train.init_from: .*checkpoint_00000040/state.pt is cut short "
+                                          r"\(3 of \d+ bytes\): the checkpoint marked for evaluation "
+                                          r"is damaged; name one of the run's checkpoint folders"):
         resolve_experiment("digits32", {}, str(digits_shards["train"]), store=store, init_from="src")
 
     dry = CliRunner().invoke(main, ["train", "--init-from", f"{store}/big/checkpoint_00000040", "--store", store,

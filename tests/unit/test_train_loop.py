@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
@@ -30,7 +28,8 @@ def synthetic_batches(kill_after: int | None = None):
             served["n"] += 1
             if kill_after is not None and served["n"] > kill_after:
                 raise Killed("simulated crash")
-            yield torch.rand(micro_batch, 3, 32, 32, generator=g) * 2 - 1, torch.randint(10, (micro_batch,), generator=g)
+            images = torch.rand(micro_batch, 3, 32, 32, generator=g) * 2 - 1
+            yield images, torch.randint(10, (micro_batch,), generator=g)
 
     return make
 
@@ -61,7 +60,8 @@ def _assert_same_state(a: dict, b: dict):
     for key in ("opt_G", "opt_D"):
         for pid, st in a[key]["state"].items():
             for name, tensor in st.items():
-                assert torch.equal(torch.as_tensor(tensor), torch.as_tensor(b[key]["state"][pid][name])), f"{key} {pid} {name}"
+                other = b[key]["state"][pid][name]
+                assert torch.equal(torch.as_tensor(tensor), torch.as_tensor(other)), f"{key} {pid} {name}"
 
 
 def _train(cfg, **kw):

@@ -54,8 +54,9 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any, Iterator
+from typing import Any
 
 LOOPBACK = "127.0.0.1"
 LOOPBACK_IFNAME = "lo"  # Linux loopback interface, for GLOO_SOCKET_IFNAME

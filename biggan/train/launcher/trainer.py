@@ -16,8 +16,8 @@ marked for evaluation"; keeping two copies, as before, doubled every checkpoint'
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
