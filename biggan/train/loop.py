@@ -161,9 +161,9 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
     collapsed = False
     while iteration < tcfg.iterations:
         iteration += 1
-        metrics = step.step(iteration)
         is_log = iteration % tcfg.log_every == 0 or iteration == tcfg.iterations
         is_ckpt = iteration % tcfg.checkpoint_every == 0 or iteration == tcfg.iterations
+        metrics = step.step(iteration, tick=is_log or is_ckpt)
         if not (is_log or is_ckpt):
             continue
 

@@ -5,6 +5,9 @@ stylegan2-ada's `phases` do, so the loop body never spells out the alternation.
 Per phase and per worker, `accumulation` micro-batches are back-propagated before the
 gradient is averaged over workers and the optimizer steps, so a global batch of
 `batch_size = workers x accumulation x micro_batch` is reached with fewer or smaller workers.
+
+Between logging ticks a step does only what training needs: the extra singular vectors are
+not refreshed (biggan.models.spectral); at a tick (`step(iteration, tick=True)`) they are.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from biggan.config import TrainConfig
+from biggan.models.spectral import extra_singular_values, sn_layers
 from biggan.train import dist
 from biggan.train.ema import EMA
 from biggan.train.losses import hinge_d, hinge_g
@@ -73,12 +77,17 @@ class TrainStep:
         self.micro_batch = micro_batch
         self.device = device
         self.phases = [Phase("D", self.d_step) for _ in range(cfg.d_steps)] + [Phase("G", self.g_step)]
+        self._sn_layers = sn_layers(G) + sn_layers(D)
 
-    def step(self, iteration: int) -> dict[str, float]:
-        """Run every phase of iteration `iteration` (1-based); return this rank's metrics."""
+    def step(self, iteration: int, tick: bool = True) -> dict[str, float]:
+        """Run every phase of iteration `iteration` (1-based); return this rank's metrics.
+
+        `tick`: the loop logs this iteration, so the extra singular values are refreshed.
+        """
         metrics: dict[str, float] = {}
-        for phase in self.phases:
-            metrics.update(phase.run(iteration))  # later D steps overwrite: the last D step is logged
+        with extra_singular_values(self._sn_layers, enabled=tick):
+            for phase in self.phases:
+                metrics.update(phase.run(iteration))  # later D steps overwrite: the last D step is logged
         return metrics
 
     def _images(self, x: Tensor) -> Tensor:
