@@ -1,0 +1,58 @@
+"""The training step between and at logging ticks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from biggan.config import apply_overrides
+from biggan.models import Generator, build_models
+from biggan.presets import digits32
+from biggan.train.ema import EMA
+from biggan.train.loop import LatentSampler
+from biggan.train.step import TrainStep
+
+torch.set_num_threads(1)
+
+
+def _step(**overrides) -> TrainStep:
+    cfg = apply_overrides(digits32(), {"model.ch": 4, "model.dim_z": 16, "model.shared_dim": 8,
+                                       "train.batch_size": 4, **overrides})
+    torch.manual_seed(0)
+    G, D = build_models(cfg.model)
+    G_ema = Generator(cfg.model)
+    opt_G = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.0, 0.999), foreach=True)
+    opt_D = torch.optim.Adam(D.parameters(), lr=1e-4, betas=(0.0, 0.999), foreach=True)
+    g = torch.Generator().manual_seed(0)
+
+    def batches():
+        while True:
+            yield torch.rand(cfg.train.batch_size, 3, 32, 32, generator=g) * 2 - 1, torch.randint(10, (4,), generator=g)
+
+    sampler = LatentSampler(G.dim_z, 10, "normal", torch.device("cpu"))
+    micro = cfg.train.batch_size // cfg.train.accumulation
+    return TrainStep(G, D, EMA(G, G_ema, 0.99, 0), opt_G, opt_D, batches(), sampler,
+                     torch.Generator().manual_seed(1), cfg.train, micro, torch.device("cpu"))
+
+
+def test_between_ticks_metrics_stay_tensors_and_extra_singular_values_stay_put():
+    step = _step()
+    layer = step.G.blocks[0][0].conv1
+    before = (layer.u1.clone(), layer.sv2.clone(), layer.u0.clone())
+    metrics = step.step(1, tick=False)
+    assert all(isinstance(v, torch.Tensor) for v in metrics.values())
+    assert "grad_norm/G" not in metrics and {"loss/D", "loss/G", "D_out/real"} <= set(metrics)
+    assert torch.equal(layer.u1, before[0]) and torch.equal(layer.sv2, before[1])
+    assert not torch.equal(layer.u0, before[2])  # the normalising vector moves every forward
+    assert all(layer.sn_track_extra for layer in step._sn_layers)  # switched back on after the step
+
+
+def test_a_tick_returns_floats_with_gradient_norms_and_refreshes_every_vector():
+    step = _step()
+    layer = step.D.blocks[0][0].conv2
+    before = layer.u2.clone()
+    metrics = step.step(1, tick=True)
+    assert all(isinstance(v, float) for v in metrics.values())
+    assert metrics["grad_norm/G"] > 0 and metrics["grad_norm/D"] > 0
+    assert not torch.equal(layer.u2, before)
+
