@@ -45,6 +45,6 @@ class Discriminator(nn.Module):
         for stage in self.blocks:
             for layer in stage:
                 h = layer(h)
-        h = torch.sum(F.relu(h), dim=(2, 3))  # global sum pooling (Table 4b)
+        h = torch.sum(F.relu(h, inplace=True), dim=(2, 3))  # global sum pooling (Table 4b)
         out = self.linear(h).squeeze(1)
         return out + torch.sum(self.embed(y) * h, dim=1)  # projection term
