@@ -40,8 +40,9 @@ def build_step(preset: str, batch: int | None, device: torch.device, overrides: 
     fmt = torch.channels_last if tcfg.channels_last else torch.contiguous_format
     for net in (G, D, G_ema):
         net.to(device=device, memory_format=fmt)
-    opt_G = torch.optim.Adam(G.parameters(), lr=tcfg.g_lr, betas=tcfg.betas, eps=tcfg.adam_eps)
-    opt_D = torch.optim.Adam(D.parameters(), lr=tcfg.d_lr, betas=tcfg.betas, eps=tcfg.adam_eps)
+    # As the loop builds them (foreach: one kernel per update stage, the same values as the loop).
+    opt_G = torch.optim.Adam(G.parameters(), lr=tcfg.g_lr, betas=tcfg.betas, eps=tcfg.adam_eps, foreach=True)
+    opt_D = torch.optim.Adam(D.parameters(), lr=tcfg.d_lr, betas=tcfg.betas, eps=tcfg.adam_eps, foreach=True)
     ema = EMA(G, G_ema, tcfg.ema_decay, 0)
     res = cfg.model.resolution
     images = torch.rand(micro, 3, res, res, device=device) * 2 - 1

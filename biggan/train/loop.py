@@ -109,8 +109,8 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
     if world > 1:
         # Cross-replica BN (Section 3 / TPU pods): G's batch stats are all-reduced.
         set_bn_reducer(G, CrossReplicaReducer())
-    opt_G = torch.optim.Adam(G.parameters(), lr=tcfg.g_lr, betas=tcfg.betas, eps=tcfg.adam_eps)
-    opt_D = torch.optim.Adam(D.parameters(), lr=tcfg.d_lr, betas=tcfg.betas, eps=tcfg.adam_eps)
+    opt_G = torch.optim.Adam(G.parameters(), lr=tcfg.g_lr, betas=tcfg.betas, eps=tcfg.adam_eps, foreach=True)
+    opt_D = torch.optim.Adam(D.parameters(), lr=tcfg.d_lr, betas=tcfg.betas, eps=tcfg.adam_eps, foreach=True)
     ema = EMA(G, G_ema, tcfg.ema_decay, tcfg.ema_start)
     detector = CollapseDetector(tcfg.collapse)
 

@@ -112,7 +112,7 @@ def test_ema_rejects_mismatched_models():
         EMA(a, b, decay=0.9, start=0)
 
 
-# --------------------------------------------------------------------------- ortho: the tall form
+# --------------------------------------------------------------------------- ortho: tall form, EMA foreach
 
 
 def _masked_form(matrix: torch.Tensor) -> torch.Tensor:
@@ -157,3 +157,23 @@ def test_ortho_direction_of_a_tall_matrix_allocates_nothing_rows_by_rows():
         ortho_direction(w)
     assert largest["numel"] <= w.numel()
 
+
+def test_ema_foreach_update_equals_per_tensor_lerp_bit_for_bit():
+    torch.manual_seed(1)
+    src, tgt, ref = _tiny_g(), _tiny_g(), _tiny_g()
+    ema = EMA(src, tgt, decay=0.9, start=0)
+    ref.load_state_dict(tgt.state_dict())
+    for iteration in range(3):
+        with torch.no_grad():
+            for p in src.parameters():
+                p.add_(torch.randn_like(p))
+            for b in src.buffers():
+                b.add_(1)
+        ema.update(iteration)
+        with torch.no_grad():
+            for (_, s), (_, r) in zip(src.named_parameters(), ref.named_parameters()):
+                r.lerp_(s, 1.0 - 0.9)
+            for (_, s), (_, r) in zip(src.named_buffers(), ref.named_buffers()):
+                r.copy_(s)
+    for (name, a), (_, b) in zip(tgt.state_dict().items(), ref.state_dict().items()):
+        assert torch.equal(a, b), name
