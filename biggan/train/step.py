@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from biggan.config import TrainConfig
 from biggan.models.spectral import extra_singular_values, sn_layers
 from biggan.train import dist
+from biggan.train.allocator import keep_freed_memory
 from biggan.train.ema import EMA
 from biggan.train.losses import hinge_d, hinge_g
 from biggan.train.monitor import grad_norm
@@ -79,6 +80,8 @@ class TrainStep:
         self.device = device
         self.phases = [Phase("D", self.d_step) for _ in range(cfg.d_steps)] + [Phase("G", self.g_step)]
         self._sn_layers = sn_layers(G) + sn_layers(D)
+        if device.type == "cpu":  # reuse freed activations instead of page-faulting them in again
+            keep_freed_memory()
 
     def step(self, iteration: int, tick: bool = True) -> dict[str, float] | dict[str, Tensor]:
         """Run every phase of iteration `iteration` (1-based); return this rank's metrics.
