@@ -1,13 +1,15 @@
 """Throughput of the full BigGAN training step (2 D steps + 1 G step, ortho reg, EMA).
 
-    python benchmarks/train_step.py                       # digits32 on CPU (fp32)
+    python benchmarks/train_step.py                       # digits32 on CPU
     python benchmarks/train_step.py --preset imagenet128 --device cuda --batch 256   # GPU: bf16, channels_last, MFU
 
-Real images come from an in-memory tensor so the figure is the step alone (the shard loader
-has its own benchmark). images/s counts the real images D sees: batch x d_steps per
-iteration. On GPU the model FLOPs of one step are counted with torch's FlopCounterMode and
-MFU = achieved FLOP/s / --peak-tflops (H100 SXM dense bf16: 989). The step runs as between
-logging ticks (`tick=False`).
+The step is built as the training loop builds it, with the preset's precision and memory
+format (`auto` precision is fp32 on a CPU without AMX), and runs as between logging ticks
+(`tick=False`). Real images come from an in-memory tensor so
+the figure is the step alone (the shard loader has its own benchmark). images/s counts the
+real images D sees: batch x d_steps per iteration. On GPU the model FLOPs of one step are
+counted with torch's FlopCounterMode and MFU = achieved FLOP/s / --peak-tflops (H100 SXM
+dense bf16: 989).
 """
 
 from __future__ import annotations
@@ -29,8 +31,6 @@ def build_step(preset: str, batch: int | None, device: torch.device, overrides: 
     cfg = get_preset(preset)
     if batch is not None:
         overrides = {**overrides, "train.batch_size": batch}
-    if device.type == "cpu":
-        overrides = {**overrides, "train.precision": "fp32", "train.channels_last": False}  # fp32 on CPU
     cfg = apply_overrides(cfg, overrides)
     tcfg = cfg.train
     micro = tcfg.batch_size // tcfg.accumulation

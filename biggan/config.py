@@ -147,7 +147,10 @@ class TrainConfig(_Strict):
     # Paper silent on when EMA starts; BigGAN-PyTorch starts it at iteration 20000.
     ema_start: int = Field(default=20_000, ge=0)
     seed: int = 0
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast on GPU only
+    # fp32 (bit-reproducible), bf16 (autocast on any device) or auto: bf16 where it pays (CUDA
+    # with bf16, CPU with AMX), else fp32; SN, BN statistics and affine, D's head and losses stay
+    # fp32 under autocast (biggan/train/precision.py says why AVX512-BF16 alone is not enough).
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     channels_last: bool = False
     checkpoint_every: int = Field(default=2000, ge=1)  # iterations between checkpoints
     keep_checkpoints: int = Field(default=3, ge=1)  # newest kept (plus the best)

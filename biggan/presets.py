@@ -30,7 +30,7 @@ def imagenet128(
         name="imagenet128",
         data=DataConfig(train_shards=Path(shards) / "train", val_shards=Path(shards) / "val"),
         model=ModelConfig(resolution=128, num_classes=1000, ch=ch, dim_z=120, shared=shared, hier=hier),
-        train=TrainConfig(batch_size=2048, ortho=ortho, precision="bf16", channels_last=True),
+        train=TrainConfig(batch_size=2048, ortho=ortho, precision="auto", channels_last=True),
         cluster=ClusterConfig(num_workers=8, use_gpu=True, cpus_per_worker=8),
     )
 

@@ -13,7 +13,6 @@ device tensors (no host synchronisation); at a tick (`step(iteration, tick=True)
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -28,6 +27,7 @@ from biggan.train.ema import EMA
 from biggan.train.losses import hinge_d, hinge_g
 from biggan.train.monitor import grad_norm
 from biggan.train.ortho import ortho_reg_
+from biggan.train.precision import autocast_for
 
 # (batch, generator) -> (z, y_fake) on the training device
 LatentSampler = Callable[[int, torch.Generator], tuple[Tensor, Tensor]]
@@ -38,13 +38,6 @@ def toggle_grad_(module: nn.Module, on: bool) -> None:
     no gradient is computed for the network that is not being updated."""
     for param in module.parameters():
         param.requires_grad_(on)
-
-
-def autocast_for(device: torch.device, precision: str):
-    """bf16 autocast on GPU when asked; fp32 everywhere else (issue 4: fp32 on CPU)."""
-    if precision == "bf16" and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 @dataclass

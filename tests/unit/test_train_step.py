@@ -1,4 +1,4 @@
-"""The training step between and at logging ticks."""
+"""The training step between and at logging ticks, and its precision choice."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 from biggan.config import apply_overrides
 from biggan.models import Generator, build_models
 from biggan.presets import digits32
+from biggan.train import precision
 from biggan.train.ema import EMA
 from biggan.train.loop import LatentSampler
 from biggan.train.step import TrainStep
@@ -56,3 +57,24 @@ def test_a_tick_returns_floats_with_gradient_norms_and_refreshes_every_vector():
     assert metrics["grad_norm/G"] > 0 and metrics["grad_norm/D"] > 0
     assert not torch.equal(layer.u2, before)
 
+def test_auto_precision_picks_bf16_only_where_it_pays(monkeypatch):
+    cpu = torch.device("cpu")
+    assert precision.resolve_precision("fp32", cpu) == "fp32"
+    assert precision.resolve_precision("bf16", cpu) == "bf16"
+    monkeypatch.setattr(precision, "cpu_has_amx_bf16", lambda: False)
+    assert precision.resolve_precision("auto", cpu) == "fp32"
+    assert isinstance(precision.autocast_for(cpu, "auto"), type(precision.autocast_for(cpu, "fp32")))
+    monkeypatch.setattr(precision, "cpu_has_amx_bf16", lambda: True)
+    assert precision.resolve_precision("auto", cpu) == "bf16"
+    with precision.autocast_for(cpu, "auto"):
+        assert torch.is_autocast_enabled("cpu")
+
+
+def test_bf16_step_keeps_d_head_and_losses_fp32():
+    step = _step(**{"train.precision": "bf16"})
+    metrics = step.step(1, tick=True)
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+    z, y = torch.randn(2, step.G.dim_z), torch.tensor([1, 2])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = step.D(step.G(z, y), y)
+    assert logits.dtype == torch.float32
