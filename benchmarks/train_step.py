@@ -4,8 +4,8 @@
     python benchmarks/train_step.py --preset imagenet128 --device cuda --batch 256   # GPU: bf16, channels_last, MFU
 
 The step is built as the training loop builds it, with the preset's precision and memory
-format (`auto` precision is fp32 on a CPU without AMX), and runs as between logging ticks
-(`tick=False`). Real images come from an in-memory tensor so
+format (`auto` precision is fp32 on a CPU without AMX; channels_last is the default), and
+runs as between logging ticks (`tick=False`). Real images come from an in-memory tensor so
 the figure is the step alone (the shard loader has its own benchmark). images/s counts the
 real images D sees: batch x d_steps per iteration. On GPU the model FLOPs of one step are
 counted with torch's FlopCounterMode and MFU = achieved FLOP/s / --peak-tflops (H100 SXM

@@ -151,7 +151,9 @@ class TrainConfig(_Strict):
     # with bf16, CPU with AMX), else fp32; SN, BN statistics and affine, D's head and losses stay
     # fp32 under autocast (biggan/train/precision.py says why AVX512-BF16 alone is not enough).
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
-    channels_last: bool = False
+    # NHWC activations and weights: 1.1-1.35x faster CPU training steps here (oneDNN reorders
+    # NCHW on every conv; docs/performance.md), and the layout tensor cores want on GPU.
+    channels_last: bool = True
     checkpoint_every: int = Field(default=2000, ge=1)  # iterations between checkpoints
     keep_checkpoints: int = Field(default=3, ge=1)  # newest kept (plus the best)
     best_metric: str | None = "loss/G"  # train: monitored value for the kept "best" checkpoint (a proxy; no FID in the loop)
