@@ -5,6 +5,8 @@ stylegan2-ada's `phases` do, so the loop body never spells out the alternation.
 Per phase and per worker, `accumulation` micro-batches are back-propagated before the
 gradient is averaged over workers and the optimizer steps, so a global batch of
 `batch_size = workers x accumulation x micro_batch` is reached with fewer or smaller workers.
+With cross-replica BN, G's batch statistics are then those of one micro-batch on every
+worker, not of the global batch the paper normalises over (Appendix C): a warning says so.
 
 Between logging ticks a step does only what training needs: the extra singular vectors are
 not refreshed (biggan.models.spectral), gradient norms are not computed, and the metrics stay
@@ -13,6 +15,7 @@ device tensors (no host synchronisation); at a tick (`step(iteration, tick=True)
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -20,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from biggan.config import TrainConfig
+from biggan.models.batchnorm import CrossReplicaReducer, batchnorms
 from biggan.models.spectral import extra_singular_values, sn_layers
 from biggan.train import dist
 from biggan.train.allocator import keep_freed_memory
@@ -75,6 +79,11 @@ class TrainStep:
         self._sn_layers = sn_layers(G) + sn_layers(D)
         if device.type == "cpu":  # reuse freed activations instead of page-faulting them in again
             keep_freed_memory()
+        if cfg.accumulation > 1 and any(isinstance(bn.reducer, CrossReplicaReducer) for bn in batchnorms(G)):
+            warnings.warn(
+                f"train.accumulation={cfg.accumulation} with cross-replica BN: G's batch statistics are "
+                f"taken over each micro-batch of {micro_batch} x workers, not over the global batch of "
+                f"{cfg.batch_size} as in the paper (Appendix C)", stacklevel=2)
 
     def step(self, iteration: int, tick: bool = True) -> dict[str, float] | dict[str, Tensor]:
         """Run every phase of iteration `iteration` (1-based); return this rank's metrics.

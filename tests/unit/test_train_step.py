@@ -1,4 +1,4 @@
-"""The training step between and at logging ticks, and its precision choice."""
+"""The training step between and at logging ticks, its precision choice and its warnings."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import torch
 
 from biggan.config import apply_overrides
 from biggan.models import Generator, build_models
+from biggan.models.batchnorm import CrossReplicaReducer, set_bn_reducer
 from biggan.presets import digits32
 from biggan.train import precision
 from biggan.train.ema import EMA
@@ -16,11 +17,13 @@ from biggan.train.step import TrainStep
 torch.set_num_threads(1)
 
 
-def _step(**overrides) -> TrainStep:
+def _step(cross_replica: bool = False, **overrides) -> TrainStep:
     cfg = apply_overrides(digits32(), {"model.ch": 4, "model.dim_z": 16, "model.shared_dim": 8,
                                        "train.batch_size": 4, **overrides})
     torch.manual_seed(0)
     G, D = build_models(cfg.model)
+    if cross_replica:
+        set_bn_reducer(G, CrossReplicaReducer())  # no collective runs: the step is only built
     G_ema = Generator(cfg.model)
     opt_G = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.0, 0.999), foreach=True)
     opt_D = torch.optim.Adam(D.parameters(), lr=1e-4, betas=(0.0, 0.999), foreach=True)
@@ -56,6 +59,17 @@ def test_a_tick_returns_floats_with_gradient_norms_and_refreshes_every_vector():
     assert all(isinstance(v, float) for v in metrics.values())
     assert metrics["grad_norm/G"] > 0 and metrics["grad_norm/D"] > 0
     assert not torch.equal(layer.u2, before)
+
+
+def test_accumulation_with_cross_replica_bn_warns_about_micro_batch_statistics():
+    with pytest.warns(UserWarning, match="micro-batch"):
+        _step(cross_replica=True, **{"train.accumulation": 2})
+
+
+def test_no_warning_without_cross_replica_bn(recwarn):
+    _step(**{"train.accumulation": 2})
+    assert not [w for w in recwarn if "micro-batch" in str(w.message)]
+
 
 def test_auto_precision_picks_bf16_only_where_it_pays(monkeypatch):
     cpu = torch.device("cpu")
