@@ -45,8 +45,10 @@ class LocalReducer:
 class CrossReplicaReducer:
     """Sum statistics over a process group (Appendix C: cross-replica BatchNorm).
 
-    One differentiable all-reduce of the packed [sum, sum_sq, count] vector per BN layer,
-    so gradients flow back to every replica's activations as in true global-batch BN.
+    One all-reduce of the packed [sum, sum_sq, count] vector per call. ReducedBatchNorm
+    calls it under no_grad for the statistics and again from its backward for the gradient's
+    two sums, so gradients reach every replica's activations as in true global-batch BN; a
+    caller that differentiates through it gets the differentiable all-reduce.
     """
 
     def __init__(self, group=None) -> None:  # group: torch.distributed ProcessGroup, None = world
@@ -59,6 +61,12 @@ class CrossReplicaReducer:
         channels = sum.shape[0]
         packed = torch.cat([sum, sum_sq, count.reshape(1).to(sum.dtype)])
         group = self.group if self.group is not None else dist.group.WORLD
+        if not (torch.is_grad_enabled() and packed.requires_grad):
+            # Nothing to differentiate (ReducedBatchNorm reduces its statistics under no_grad
+            # and its backward reduces its own sums): the same all-reduce, in place, without
+            # the autograd wrapper's clone and warning filter.
+            dist.all_reduce(packed, op=dist.ReduceOp.SUM, group=group)
+            return packed[:channels], packed[channels : 2 * channels], packed[2 * channels]
         with warnings.catch_warnings():
             # torch 2.14 marks it deprecated in favour of _functional_collectives.all_reduce,
             # which has no autograd formula here; this one is differentiable on gloo and NCCL.
