@@ -172,3 +172,19 @@ def test_sigma_matches_matrix_norm_when_only_the_first_vector_is_tracked():
             _run_power_iterations(layer, torch.randn(*shape), 400)
         exact = torch.linalg.matrix_norm(layer.weight.detach().reshape(layer.weight.shape[0], -1), ord=2)
         torch.testing.assert_close(layer.sv0[0], exact, rtol=1e-4, atol=1e-5)
+
+
+def test_channels_last_conv_normalises_like_nchw_without_copying_its_weight():
+    """A channels_last weight's matrix is a column permutation of the NCHW one (a view, no
+    copy per forward): same sigma and u up to rounding, W / sigma equal."""
+    import copy
+
+    torch.manual_seed(6)
+    nchw = SNConv2d(8, 16, 3, padding=1, bias=True, num_svs=3, num_iterations=1, eps=1e-4)
+    nhwc = copy.deepcopy(nchw).to(memory_format=torch.channels_last)
+    assert nhwc.weight_matrix().data_ptr() == nhwc.weight.data_ptr()
+    for _ in range(20):
+        w_a, w_b = nchw.normalized_weight(), nhwc.normalized_weight()
+    torch.testing.assert_close(nhwc.u0, nchw.u0, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(nhwc.sv0, nchw.sv0, rtol=1e-6, atol=0)
+    torch.testing.assert_close(w_b, w_a, rtol=1e-6, atol=1e-7)
