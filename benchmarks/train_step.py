@@ -1,12 +1,15 @@
 """Throughput of the full BigGAN training step (2 D steps + 1 G step, ortho reg, EMA).
 
-    python benchmarks/train_step.py                       # digits32 on CPU (fp32)
+    python benchmarks/train_step.py                       # digits32 on CPU
     python benchmarks/train_step.py --preset imagenet128 --device cuda --batch 256   # GPU: bf16, channels_last, MFU
 
-Real images come from an in-memory tensor so the figure is the step alone (the shard loader
-has its own benchmark). images/s counts the real images D sees: batch x d_steps per
-iteration. On GPU the model FLOPs of one step are counted with torch's FlopCounterMode and
-MFU = achieved FLOP/s / --peak-tflops (H100 SXM dense bf16: 989).
+The step is built as the training loop builds it, with the preset's precision and memory
+format (`auto` precision is fp32 on a CPU without AMX; channels_last is the default), and
+runs as between logging ticks (`tick=False`). Real images come from an in-memory tensor so
+the figure is the step alone (the shard loader has its own benchmark). images/s counts the
+real images D sees: batch x d_steps per iteration. On GPU the model FLOPs of one step are
+counted with torch's FlopCounterMode and MFU = achieved FLOP/s / --peak-tflops (H100 SXM
+dense bf16: 989).
 """
 
 from __future__ import annotations
@@ -28,8 +31,6 @@ def build_step(preset: str, batch: int | None, device: torch.device, overrides: 
     cfg = get_preset(preset)
     if batch is not None:
         overrides = {**overrides, "train.batch_size": batch}
-    if device.type == "cpu":
-        overrides = {**overrides, "train.precision": "fp32", "train.channels_last": False}  # fp32 on CPU
     if cfg.model.num_classes is None:  # presets take it from the data; ImageNet's 1000, the digits' 10
         overrides = {"model.num_classes": 1000 if preset.startswith(("imagenet", "jft")) else 10, **overrides}
     cfg = apply_overrides(cfg, overrides)
@@ -41,8 +42,9 @@ def build_step(preset: str, batch: int | None, device: torch.device, overrides: 
     fmt = torch.channels_last if tcfg.channels_last else torch.contiguous_format
     for net in (G, D, G_ema):
         net.to(device=device, memory_format=fmt)
-    opt_G = torch.optim.Adam(G.parameters(), lr=tcfg.g_lr, betas=tcfg.betas, eps=tcfg.adam_eps)
-    opt_D = torch.optim.Adam(D.parameters(), lr=tcfg.d_lr, betas=tcfg.betas, eps=tcfg.adam_eps)
+    # As the loop builds them (foreach: one kernel per update stage, the same values as the loop).
+    opt_G = torch.optim.Adam(G.parameters(), lr=tcfg.g_lr, betas=tcfg.betas, eps=tcfg.adam_eps, foreach=True)
+    opt_D = torch.optim.Adam(D.parameters(), lr=tcfg.d_lr, betas=tcfg.betas, eps=tcfg.adam_eps, foreach=True)
     ema = EMA(G, G_ema, tcfg.ema_decay, 0)
     res = cfg.model.resolution
     images = torch.rand(micro, 3, res, res, device=device) * 2 - 1
@@ -84,12 +86,12 @@ def main() -> None:
     overrides = {} if args.ch is None else {"model.ch": args.ch}
     step, images_per_iteration = build_step(args.preset, args.batch, device, overrides)
     for i in range(args.warmup):
-        step.step(i + 1)
+        step.step(i + 1, tick=False)
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
     for i in range(args.iterations):
-        step.step(args.warmup + i + 1)
+        step.step(args.warmup + i + 1, tick=False)
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start

@@ -37,7 +37,7 @@ def imagenet128(
         preset="imagenet128",
         data=DataConfig(train_shards=_split(shards, "train"), val_shards=_split(shards, "val")),
         model=ModelConfig(resolution=128, ch=ch, dim_z=120, shared=shared, hier=hier),
-        train=TrainConfig(batch_size=2048, ortho=ortho, precision="bf16", channels_last=True),
+        train=TrainConfig(batch_size=2048, ortho=ortho, precision="auto", channels_last=True),
         cluster=ClusterConfig(num_workers=8, use_gpu=True, cpus_per_worker=8),
         eval=EvalConfig(standing_passes=100),  # Appendix C.1: "typically 100" forward passes
     )

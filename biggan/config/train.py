@@ -61,8 +61,14 @@ class TrainConfig(Strict):
                           "run (name in the store, path or URI; its marked checkpoint) or a checkpoint folder, "
                           "resolved to that checkpoint's URI; the model comes from it, only num_classes may "
                           "differ (class embeddings redrawn); applied only before the run's first checkpoint")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast (GPU) or fp32")
-    channels_last: bool = Field(False, description="channels_last memory format for G and D")
+    # fp32 is bit-reproducible; under autocast SN, BN statistics and affine, D's head and the
+    # losses stay fp32 (biggan/train/precision.py says why AVX512-BF16 alone does not pay here).
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        "fp32", description="fp32; bf16 autocast on any device; or auto: bf16 where it pays (CUDA with bf16, "
+                            "CPU with AMX), else fp32")
+    # oneDNN reorders NCHW on every conv: NHWC is 1.1-1.35x faster per CPU step here
+    # (docs/performance.md), and it is the layout tensor cores want.
+    channels_last: bool = Field(True, description="channels_last (NHWC) memory format for G and D")
     checkpoint_every: int = Field(2000, ge=1, description="iterations between checkpoints")
     keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept (plus the best and the marked)")
     best_metric: str | None = Field(

@@ -15,6 +15,55 @@ from torch import Tensor, nn
 from biggan.models.spectral import SNConv2d
 
 
+class _AttentionCore(torch.autograd.Function):
+    """softmax(theta_t @ phi) @ g_t with the (b, n, m) attention map softmaxed in place.
+
+    The same bmm and softmax kernels autograd would run, in the same order (bit for bit), but
+    holding one map in forward instead of two (logits and probabilities) and two in backward
+    instead of three: at 128 px a map is 4096 x 1024 floats per image, 268 MB for D's 16.
+    In-place softmax kernels are used on CPU only, where they work row by row.
+    """
+
+    @staticmethod
+    def forward(ctx, theta_t: Tensor, phi: Tensor, g_t: Tensor) -> Tensor:
+        beta = torch.bmm(theta_t, phi)  # (b, n, m) logits, then probabilities in the same buffer
+        if beta.device.type == "cpu":
+            torch._softmax(beta, -1, False, out=beta)
+        else:
+            beta = torch.softmax(beta, dim=-1)
+        ctx.save_for_backward(theta_t, phi, g_t, beta)
+        return torch.bmm(beta, g_t)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        theta_t, phi, g_t, beta = ctx.saved_tensors
+        grad_out = grad_out.to(beta.dtype)
+        grad_g = torch.bmm(beta.transpose(1, 2), grad_out)
+        grad_beta = torch.bmm(grad_out, g_t.transpose(1, 2))
+        if beta.device.type == "cpu":
+            grad_logits = torch._softmax_backward_data(grad_beta, beta, -1, beta.dtype, grad_input=grad_beta)
+        else:
+            grad_logits = torch._softmax_backward_data(grad_beta, beta, -1, beta.dtype)
+        grad_theta = torch.bmm(grad_logits, phi.transpose(1, 2))
+        grad_phi = torch.bmm(theta_t.transpose(1, 2), grad_logits)
+        return grad_theta, grad_phi, grad_g
+
+
+def attention_core(theta_t: Tensor, phi: Tensor, g_t: Tensor) -> Tensor:
+    """o^T = softmax(theta^T phi) g^T for theta_t (b, n, d), phi (b, d, m), g_t (b, m, c).
+
+    BigGAN-PyTorch computes o = g beta^T. That is the same sums, but the gradient reaching
+    the softmax is then a transposed view, and softmax's backward copied the whole map first
+    (at 128 px a third of a training step); in this order it arrives contiguous.
+    """
+    needs_grad = torch.is_grad_enabled() and (theta_t.requires_grad or phi.requires_grad or g_t.requires_grad)
+    if needs_grad and not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
+        return _AttentionCore.apply(theta_t, phi, g_t)
+    # Inference, TorchScript tracing and torch.export: plain ops (no map is kept for a backward,
+    # and a Python autograd.Function cannot be traced into a program).
+    return torch.bmm(torch.softmax(torch.bmm(theta_t, phi), dim=-1), g_t)
+
+
 class SelfAttention(nn.Module):
     def __init__(
         self,
@@ -43,6 +92,10 @@ class SelfAttention(nn.Module):
         theta = self.theta(x).view(b, c // 8, h * w)
         phi = F.max_pool2d(self.phi(x), 2).view(b, c // 8, h * w // 4)
         g = F.max_pool2d(self.g(x), 2).view(b, c // 2, h * w // 4)
-        beta = F.softmax(torch.bmm(theta.transpose(1, 2), phi), dim=-1)  # (b, hw, hw/4)
-        o = self.o(torch.bmm(g, beta.transpose(1, 2)).view(b, c // 2, h, w))
-        return x + self.gamma * o
+        # o^T = softmax(theta^T phi) g^T, (b, hw, c/2): the channels_last layout of o, so the
+        # 1x1 conv reads it without a copy (see attention_core for why not o = g beta^T).
+        o_t = attention_core(theta.transpose(1, 2), phi, g.transpose(1, 2))
+        o_t = o_t.view(b, h, w, c // 2).permute(0, 3, 1, 2)
+        if not x.is_contiguous(memory_format=torch.channels_last):
+            o_t = o_t.contiguous()  # keep NCHW models in NCHW
+        return x + self.gamma * self.o(o_t)

@@ -7,6 +7,10 @@ computes per-channel [sum, sum of squares, count] and hands them to a `BatchStat
 `LocalReducer` keeps them (single process), `CrossReplicaReducer` all-reduces them with the
 differentiable `torch.distributed.nn.functional.all_reduce`, which works on gloo (CPU) and
 NCCL (GPU) alike, unlike `torch.nn.SyncBatchNorm` (CUDA only).
+
+Normalisation and the (conditional) affine run as one fused pass with a hand-written backward
+(`bn_affine.NormalizeAffine`), whose two per-channel gradient sums go through the same reducer,
+so cross-replica BN stays exact. Statistics, gain and bias are fp32 even under bf16 autocast.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
+
+from biggan.models.bn_affine import NormalizeAffine, apply_scale_shift
+from biggan.models.precision import at_least_fp32
 
 
 @runtime_checkable
@@ -38,8 +45,10 @@ class LocalReducer:
 class CrossReplicaReducer:
     """Sum statistics over a process group (Appendix C: cross-replica BatchNorm).
 
-    One differentiable all-reduce of the packed [sum, sum_sq, count] vector per BN layer,
-    so gradients flow back to every replica's activations as in true global-batch BN.
+    One all-reduce of the packed [sum, sum_sq, count] vector per call. ReducedBatchNorm
+    calls it under no_grad for the statistics and again from its backward for the gradient's
+    two sums, so gradients reach every replica's activations as in true global-batch BN; a
+    caller that differentiates through it gets the differentiable all-reduce.
     """
 
     def __init__(self, group=None) -> None:  # group: torch.distributed ProcessGroup, None = world
@@ -52,6 +61,12 @@ class CrossReplicaReducer:
         channels = sum.shape[0]
         packed = torch.cat([sum, sum_sq, count.reshape(1).to(sum.dtype)])
         group = self.group if self.group is not None else dist.group.WORLD
+        if not (torch.is_grad_enabled() and packed.requires_grad):
+            # Nothing to differentiate (ReducedBatchNorm reduces its statistics under no_grad
+            # and its backward reduces its own sums): the same all-reduce, in place, without
+            # the autograd wrapper's clone and warning filter.
+            dist.all_reduce(packed, op=dist.ReduceOp.SUM, group=group)
+            return packed[:channels], packed[channels : 2 * channels], packed[2 * channels]
         with warnings.catch_warnings():
             # torch 2.14 marks it deprecated in favour of _functional_collectives.all_reduce,
             # which has no autograd formula here; this one is differentiable on gloo and NCCL.
@@ -93,20 +108,35 @@ class ReducedBatchNorm(nn.Module):
 
     def normalize(self, x: Tensor) -> Tensor:
         """(x - mean) / sqrt(var + eps), batch statistics in training, running ones in eval."""
-        if self.training:
-            # Statistics in fp32 even under bf16 autocast: E[x^2] - E[x]^2 loses precision.
-            xf = x.float()
-            dims = (0, 2, 3)
-            count = torch.tensor(float(xf.numel() // xf.shape[1]), device=x.device)
-            s, ss, n = self.reducer.reduce(xf.sum(dims), (xf * xf).sum(dims), count)
-            mean = s / n
-            var = (ss / n - mean * mean).clamp_min(0.0)  # biased variance normalises (as torch BN)
-            self._update_running(mean.detach(), var.detach(), n.detach())
-        else:
-            mean, var = self.running_mean, self.running_var
-        scale = torch.rsqrt(var + self.eps)
-        out = (x.float() - mean.view(1, -1, 1, 1)) * scale.view(1, -1, 1, 1)
-        return out.to(x.dtype)
+        ones = torch.ones(1, self.num_features, device=x.device)
+        return self.affine(x, ones, torch.zeros_like(ones))
+
+    def affine(self, x: Tensor, gain: Tensor, bias: Tensor) -> Tensor:
+        """normalize(x) * gain + bias in one pass; gain and bias are (B or 1, C), fp32."""
+        if not self.training:
+            invstd = torch.rsqrt(self.running_var + self.eps)
+            return apply_scale_shift(x, self.running_mean, invstd, gain, bias)
+        mean, var, n = self._batch_statistics(x)
+        invstd = torch.rsqrt(var + self.eps)
+        if torch.is_grad_enabled() and (x.requires_grad or gain.requires_grad or bias.requires_grad):
+            return NormalizeAffine.apply(x, gain, bias, mean, invstd, n, self.reducer)
+        return apply_scale_shift(x, mean, invstd, gain, bias)  # e.g. G under no_grad in D's step
+
+    @torch.no_grad()
+    def _batch_statistics(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Mean and biased variance over the batch (all replicas), fp32; updates running stats.
+
+        No autograd here: NormalizeAffine's backward carries the gradient through them.
+        """
+        # Statistics in fp32 even under bf16 autocast: E[x^2] - E[x]^2 loses precision.
+        xf = at_least_fp32(x)
+        dims = (0, 2, 3)
+        count = torch.tensor(float(xf.numel() // xf.shape[1]), device=x.device)
+        s, ss, n = self.reducer.reduce(xf.sum(dims), (xf * xf).sum(dims), count)
+        mean = s / n
+        var = (ss / n - mean * mean).clamp_min(0.0)  # biased variance normalises (as torch BN)
+        self._update_running(mean, var, n)
+        return mean, var, n
 
     @torch.no_grad()
     def _update_running(self, mean: Tensor, var: Tensor, n: Tensor) -> None:
@@ -143,9 +173,13 @@ class ConditionalBatchNorm2d(nn.Module):
         self.bn = ReducedBatchNorm(num_features, eps=eps, reducer=reducer)
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
-        gain = 1.0 + self.gain(cond)
-        bias = self.bias(cond)
-        return self.bn.normalize(x) * gain[:, :, None, None] + bias[:, :, None, None]
+        # Gain and bias in fp32 even under bf16 autocast: a bf16 gain near 1 keeps only ~3
+        # significant digits of the class-conditional modulation.
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            cond = at_least_fp32(cond)
+            gain = 1.0 + self.gain(cond)
+            bias = self.bias(cond)
+        return self.bn.affine(x, gain, bias)
 
 
 class BatchNorm2d(nn.Module):
@@ -158,7 +192,7 @@ class BatchNorm2d(nn.Module):
         self.bn = ReducedBatchNorm(num_features, eps=eps, reducer=reducer)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.bn.normalize(x) * self.gain.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+        return self.bn.affine(x, self.gain.view(1, -1), self.bias.view(1, -1))
 
 
 def batchnorms(module: nn.Module) -> list[ReducedBatchNorm]:

@@ -16,6 +16,7 @@ from biggan.models.arch import DEFAULT_D_ATTENTION, discriminator_blocks, resolv
 from biggan.models.attention import SelfAttention
 from biggan.models.init import orthogonal_init_
 from biggan.models.layers import DBlock, SNFactory
+from biggan.models.precision import at_least_fp32
 
 
 class Discriminator(nn.Module):
@@ -46,6 +47,9 @@ class Discriminator(nn.Module):
         for stage in self.blocks:
             for layer in stage:
                 h = layer(h)
-        h = torch.sum(F.relu(h), dim=(2, 3))  # global sum pooling (Table 4b)
-        out = self.linear(h).squeeze(1)
-        return out + torch.sum(self.embed(y) * h, dim=1)  # projection term
+        # The output head in fp32 even under bf16 autocast: its logits go straight into the
+        # hinge loss, and a sum over up to 16 x 16 positions would round at 3 digits in bf16.
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            h = torch.sum(at_least_fp32(F.relu(h, inplace=True)), dim=(2, 3))  # global sum pooling (Table 4b)
+            out = self.linear(h).squeeze(1)
+            return out + torch.sum(self.embed(y) * h, dim=1)  # projection term

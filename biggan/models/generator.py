@@ -95,4 +95,4 @@ class Generator(nn.Module):
         for stage, cond in zip(self.blocks, conds):
             for layer in stage:
                 h = layer(h, cond)
-        return torch.tanh(self.output_conv(F.relu(self.output_bn(h))))
+        return torch.tanh(self.output_conv(F.relu(self.output_bn(h), inplace=True)))

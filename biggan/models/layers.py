@@ -74,9 +74,11 @@ class GBlock(nn.Module):
         self.conv_sc = sn.conv(in_channels, out_channels, kernel_size=1)  # upsampling: always learnable
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
-        h = F.relu(self.bn1(x, cond))
+        # In-place ReLUs where the input is a fresh BN/conv output no backward reads: same
+        # values, one activation-sized buffer fewer each.
+        h = F.relu(self.bn1(x, cond), inplace=True)
         h = F.interpolate(h, scale_factor=2, mode="nearest")  # Table 4: nearest-neighbour upsampling
-        h = self.conv2(F.relu(self.bn2(self.conv1(h), cond)))
+        h = self.conv2(F.relu(self.bn2(self.conv1(h), cond), inplace=True))
         return h + self.conv_sc(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
@@ -109,8 +111,8 @@ class DBlock(nn.Module):
         return self.conv_sc(x)
 
     def forward(self, x: Tensor, cond: Tensor | None = None) -> Tensor:
-        h = F.relu(x) if self.preactivation else x
-        h = self.conv2(F.relu(self.conv1(h)))
+        h = F.relu(x) if self.preactivation else x  # not in place: the shortcut reads x
+        h = self.conv2(F.relu(self.conv1(h), inplace=True))
         if self.downsample:
             h = F.avg_pool2d(h, 2)
         return h + self.shortcut(x)

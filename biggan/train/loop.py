@@ -142,12 +142,12 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
     iteration, reason, collapsed = start, "finished", False
     while iteration < tcfg.iterations:
         iteration += 1
-        metrics = step.step(iteration)
         is_log = iteration % tcfg.log_every == 0 or iteration == tcfg.iterations
         is_ckpt = iteration % tcfg.checkpoint_every == 0 or iteration == tcfg.iterations
         if rank == 0 and time.monotonic() - beat > HEARTBEAT_S:
             status("running", iteration)
             beat = time.monotonic()
+        metrics = step.step(iteration, tick=is_log or is_ckpt)
         if not (is_log or is_ckpt):
             continue
 

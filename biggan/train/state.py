@@ -87,8 +87,8 @@ def build_training_state(cfg: ExperimentConfig, device: torch.device, world: int
     G_ema.eval()
     if world > 1:
         set_bn_reducer(G, CrossReplicaReducer())  # cross-replica BN (Section 3 / Appendix C)
-    opt_G = torch.optim.Adam(G.parameters(), lr=tcfg.g_lr, betas=tcfg.betas, eps=tcfg.adam_eps)
-    opt_D = torch.optim.Adam(D.parameters(), lr=tcfg.d_lr, betas=tcfg.betas, eps=tcfg.adam_eps)
+    opt_G = torch.optim.Adam(G.parameters(), lr=tcfg.g_lr, betas=tcfg.betas, eps=tcfg.adam_eps, foreach=True)
+    opt_D = torch.optim.Adam(D.parameters(), lr=tcfg.d_lr, betas=tcfg.betas, eps=tcfg.adam_eps, foreach=True)
     return TrainingState(G=G, D=D, G_ema=G_ema, opt_G=opt_G, opt_D=opt_D,
                          ema=EMA(G, G_ema, tcfg.ema_decay, tcfg.ema_start),
                          detector=CollapseDetector(tcfg.collapse), dead=DeadRunRule(tcfg.collapse),

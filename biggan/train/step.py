@@ -5,11 +5,17 @@ stylegan2-ada's `phases` do, so the loop body never spells out the alternation.
 Per phase and per worker, `accumulation` micro-batches are back-propagated before the
 gradient is averaged over workers and the optimizer steps, so a global batch of
 `batch_size = workers x accumulation x micro_batch` is reached with fewer or smaller workers.
+With cross-replica BN, G's batch statistics are then those of one micro-batch on every
+worker, not of the global batch the paper normalises over (Appendix C): a warning says so.
+
+Between logging ticks a step does only what training needs: the extra singular vectors are
+not refreshed (biggan.models.spectral), gradient norms are not computed, and the metrics stay
+device tensors (no host synchronisation); at a tick (`step(iteration, tick=True)`) all of it.
 """
 
 from __future__ import annotations
 
-import contextlib
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -17,11 +23,15 @@ import torch
 from torch import Tensor, nn
 
 from biggan.config import TrainConfig
+from biggan.models.batchnorm import CrossReplicaReducer, batchnorms
+from biggan.models.spectral import extra_singular_values, sn_layers
 from biggan.train import dist
+from biggan.train.allocator import keep_freed_memory
 from biggan.train.ema import EMA
 from biggan.train.losses import hinge_d, hinge_g
 from biggan.train.monitor import grad_norm
 from biggan.train.ortho import ortho_reg_
+from biggan.train.precision import autocast_for
 
 # (batch, generator) -> (z, y_fake) on the training device
 LatentSampler = Callable[[int, torch.Generator], tuple[Tensor, Tensor]]
@@ -34,17 +44,10 @@ def toggle_grad_(module: nn.Module, on: bool) -> None:
         param.requires_grad_(on)
 
 
-def autocast_for(device: torch.device, precision: str):
-    """bf16 autocast on GPU when asked; fp32 everywhere else (issue 4: fp32 on CPU)."""
-    if precision == "bf16" and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 @dataclass
 class Phase:
     name: str  # "D" or "G"
-    run: Callable[[int], dict[str, float]]  # iteration -> metrics of this phase
+    run: Callable[[int, bool], dict[str, Tensor]]  # (iteration, tick) -> metrics of this phase
 
 
 class TrainStep:
@@ -73,13 +76,28 @@ class TrainStep:
         self.micro_batch = micro_batch
         self.device = device
         self.phases = [Phase("D", self.d_step) for _ in range(cfg.d_steps)] + [Phase("G", self.g_step)]
+        self._sn_layers = sn_layers(G) + sn_layers(D)
+        if device.type == "cpu":  # reuse freed activations instead of page-faulting them in again
+            keep_freed_memory()
+        if cfg.accumulation > 1 and any(isinstance(bn.reducer, CrossReplicaReducer) for bn in batchnorms(G)):
+            warnings.warn(
+                f"train.accumulation={cfg.accumulation} with cross-replica BN: G's batch statistics are "
+                f"taken over each micro-batch of {micro_batch} x workers, not over the global batch of "
+                f"{cfg.batch_size} as in the paper (Appendix C)", stacklevel=2)
 
-    def step(self, iteration: int) -> dict[str, float]:
-        """Run every phase of iteration `iteration` (1-based); return this rank's metrics."""
-        metrics: dict[str, float] = {}
-        for phase in self.phases:
-            metrics.update(phase.run(iteration))  # later D steps overwrite: the last D step is logged
-        return metrics
+    def step(self, iteration: int, tick: bool = True) -> dict[str, float] | dict[str, Tensor]:
+        """Run every phase of iteration `iteration` (1-based); return this rank's metrics.
+
+        `tick`: the loop logs this iteration. Then the extra singular values are refreshed and
+        the metrics come back as floats (with gradient norms); otherwise as device tensors.
+        """
+        metrics: dict[str, Tensor] = {}
+        with extra_singular_values(self._sn_layers, enabled=tick):
+            for phase in self.phases:
+                metrics.update(phase.run(iteration, tick))  # later D steps overwrite: the last D step is logged
+        if not tick:
+            return metrics
+        return {name: float(value) for name, value in metrics.items()}
 
     def _images(self, x: Tensor) -> Tensor:
         x = x.to(self.device, non_blocking=True)
@@ -87,7 +105,7 @@ class TrainStep:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def d_step(self, iteration: int) -> dict[str, float]:
+    def d_step(self, iteration: int, tick: bool) -> dict[str, Tensor]:
         toggle_grad_(self.D, True)
         toggle_grad_(self.G, False)
         self.opt_D.zero_grad(set_to_none=True)
@@ -106,20 +124,22 @@ class TrainStep:
                 logits = self.D(torch.cat([fake, real]), torch.cat([y_fake, y_real])).float()
                 fake_logits, real_logits = logits.split([fake.shape[0], real.shape[0]])
             loss, loss_real, loss_fake = hinge_d(real_logits, fake_logits)
-            (loss / accumulation).backward()
+            (loss / accumulation if accumulation > 1 else loss).backward()
             # Spread of D's outputs too: a D that gives one value for every image is dead.
             totals += torch.stack([loss.detach(), loss_real.detach(), loss_fake.detach(),
                                    real_logits.detach().mean(), fake_logits.detach().mean(),
                                    real_logits.detach().std(), fake_logits.detach().std()])
         dist.average_gradients_(self.D)
-        norm = grad_norm(self.D)
+        metrics = {}
+        if tick:  # the norm is only logged: skip its ~2 ops per parameter between ticks
+            metrics["grad_norm/D"] = torch.tensor(grad_norm(self.D))
         self.opt_D.step()
-        values = (totals / accumulation).tolist()
-        return {"loss/D": values[0], "loss/D_real": values[1], "loss/D_fake": values[2],
-                "D_out/real": values[3], "D_out/fake": values[4], "D_out/real_std": values[5],
-                "D_out/fake_std": values[6], "grad_norm/D": norm}
+        values = totals / accumulation if accumulation > 1 else totals
+        names = ("loss/D", "loss/D_real", "loss/D_fake", "D_out/real", "D_out/fake",
+                 "D_out/real_std", "D_out/fake_std")
+        return {**dict(zip(names, values.unbind())), **metrics}
 
-    def g_step(self, iteration: int) -> dict[str, float]:
+    def g_step(self, iteration: int, tick: bool) -> dict[str, Tensor]:
         toggle_grad_(self.D, False)
         toggle_grad_(self.G, True)
         self.opt_G.zero_grad(set_to_none=True)
@@ -130,15 +150,17 @@ class TrainStep:
             with autocast_for(self.device, self.cfg.precision):
                 logits = self.D(self.G(z, y), y).float()
             loss = hinge_g(logits)
-            (loss / accumulation).backward()
+            (loss / accumulation if accumulation > 1 else loss).backward()
             total += loss.detach()
         if self.cfg.ortho:
             # Section 3.1 eq. 3, added to the gradient as BigGAN-PyTorch's utils.ortho does;
             # weights are equal on every rank, so it survives the averaging unchanged.
             ortho_reg_(self.G, self.cfg.ortho_beta)
         dist.average_gradients_(self.G)
-        norm = grad_norm(self.G)
+        metrics = {"loss/G": total / accumulation if accumulation > 1 else total}
+        if tick:
+            metrics["grad_norm/G"] = torch.tensor(grad_norm(self.G))
         self.opt_G.step()
         toggle_grad_(self.D, True)
         self.ema.update(iteration)
-        return {"loss/G": float(total / accumulation), "grad_norm/G": norm}
+        return metrics

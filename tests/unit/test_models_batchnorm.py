@@ -121,3 +121,123 @@ def test_cross_replica_reducer_single_process_group(tmp_path):
         assert x.grad is not None and torch.isfinite(x.grad).all()
     finally:
         dist.destroy_process_group()
+
+
+# --------------------------------------------------------------------------- fused BN + affine
+
+
+class MirrorReducer:
+    """Pretends a second replica holds exactly this batch (and gets the same upstream
+    gradient): sums and count double, which is what cross-replica BN over [x; x] sees."""
+
+    def reduce(self, sum, sum_sq, count):
+        return 2 * sum, 2 * sum_sq, 2 * count
+
+
+def _bn_pair(channels: int, eps: float):
+    ours = BatchNorm2d(channels, eps=eps, reducer=LocalReducer())
+    ref = nn.BatchNorm2d(channels, eps=eps, momentum=0.1)
+    with torch.no_grad():
+        ours.gain.copy_(torch.randn(channels))
+        ours.bias.copy_(torch.randn(channels))
+        ref.weight.copy_(ours.gain)
+        ref.bias.copy_(ours.bias)
+    return ours, ref
+
+
+def test_output_bn_matches_native_batchnorm_output_gradients_and_running_stats():
+    """BN with a learnable gain and bias against nn.BatchNorm2d (F.batch_norm's native kernel)."""
+    torch.manual_seed(3)
+    ours, ref = _bn_pair(6, 1e-4)
+    x = torch.randn(5, 6, 7, 4) * 2 + 0.5
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        xa = x.clone(memory_format=memory_format).requires_grad_(True)
+        xb = x.clone().requires_grad_(True)
+        out_a, out_b = ours(xa), ref(xb)
+        torch.testing.assert_close(out_a, out_b, atol=1e-5, rtol=1e-5)
+        weights = torch.randn_like(out_b)
+        (out_a * weights).sum().backward()
+        (out_b * weights).sum().backward()
+        torch.testing.assert_close(xa.grad, xb.grad, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(ours.gain.grad, ref.weight.grad, atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(ours.bias.grad, ref.bias.grad, atol=1e-4, rtol=1e-5)
+        for p in (ours.gain, ours.bias, ref.weight, ref.bias):
+            p.grad = None
+    torch.testing.assert_close(ours.bn.running_mean, ref.running_mean, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(ours.bn.running_var, ref.running_var, atol=1e-5, rtol=1e-5)
+    assert int(ours.bn.num_batches_tracked) == int(ref.num_batches_tracked) == 2
+
+
+def test_cbn_gradients_match_autograd_of_the_definition_float64():
+    """Per-sample gain and bias: output and gradients (x, both projections) equal autograd of
+    (x - mean) / sqrt(var + eps) * (1 + W_g c) + W_b c, NCHW and channels_last."""
+    torch.manual_seed(4)
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        x = (torch.randn(6, 5, 4, 3, dtype=torch.float64) * 3 + 1).contiguous(memory_format=memory_format)
+        cond = torch.randn(6, 7, dtype=torch.float64)
+        cbn = _zero_cbn(5, 7, eps=1e-4).double()
+        nn.init.normal_(cbn.gain.weight)
+        nn.init.normal_(cbn.bias.weight)
+        xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        out_a = cbn(xa, cond)
+        weights = torch.randn_like(out_a)
+        (out_a * weights).sum().backward()
+        grads_a = [cbn.gain.weight.grad.clone(), cbn.bias.weight.grad.clone()]
+        cbn.zero_grad()
+        mean = xb.mean(dim=(0, 2, 3), keepdim=True)
+        var = xb.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+        gain, bias = 1 + cbn.gain(cond), cbn.bias(cond)
+        out_b = (xb - mean) / torch.sqrt(var + 1e-4) * gain[:, :, None, None] + bias[:, :, None, None]
+        (out_b * weights).sum().backward()
+        torch.testing.assert_close(out_a, out_b, atol=1e-12, rtol=1e-12)
+        torch.testing.assert_close(xa.grad, xb.grad, atol=1e-12, rtol=1e-10)
+        torch.testing.assert_close(grads_a[0], cbn.gain.weight.grad, atol=1e-12, rtol=1e-10)
+        torch.testing.assert_close(grads_a[1], cbn.bias.weight.grad, atol=1e-12, rtol=1e-10)
+
+
+def test_normalize_affine_gradcheck():
+    from biggan.models.batchnorm import ReducedBatchNorm
+
+    torch.manual_seed(5)
+    bn = ReducedBatchNorm(3, eps=1e-4).double()
+    x = torch.randn(4, 3, 2, 2, dtype=torch.float64, requires_grad=True)
+    for rows in (4, 1):  # per-sample (cBN) and per-channel (output BN) affine
+        gain = torch.randn(rows, 3, dtype=torch.float64, requires_grad=True)
+        bias = torch.randn(rows, 3, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(bn.affine, (x, gain, bias))
+
+
+def test_cross_replica_statistics_and_backward_equal_bn_over_the_global_batch():
+    """With a (simulated) second replica holding the same batch, output and input gradient equal
+    those of native BN over [x; x]: statistics AND the backward's two sums are all-reduced."""
+    torch.manual_seed(6)
+    ours, ref = _bn_pair(4, 1e-4)
+    ours.bn.reducer = MirrorReducer()
+    x = torch.randn(3, 4, 5, 5) * 1.5 - 0.3
+    xa = x.clone().requires_grad_(True)
+    xb = torch.cat([x, x]).requires_grad_(True)
+    out_a, out_b = ours(xa), ref(xb)
+    torch.testing.assert_close(out_a, out_b[:3], atol=1e-5, rtol=1e-5)
+    weights = torch.randn_like(out_a)
+    (out_a * weights).sum().backward()
+    (out_b * torch.cat([weights, weights])).sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad[:3], atol=1e-5, rtol=1e-4)
+    # Each replica's gain gradient is its own half; averaging over replicas (the loop's
+    # gradient all-reduce) gives half of the global-batch gradient, exactly as before.
+    torch.testing.assert_close(2 * ours.gain.grad, ref.weight.grad, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(ours.bn.running_var, ref.running_var, atol=1e-6, rtol=1e-5)
+
+
+def test_gain_bias_and_statistics_stay_fp32_under_bf16_autocast():
+    """Under bf16 autocast the cBN gain 1 + W c and bias are fp32 (so is the normalisation);
+    only the returned activation is rounded to the input's bf16."""
+    torch.manual_seed(7)
+    cbn = _zero_cbn(4, 3, eps=1e-4)
+    nn.init.normal_(cbn.gain.weight, std=1e-3)  # a gain of 1 +- 1e-3: lost entirely in bf16
+    x = torch.randn(8, 4, 3, 3).to(torch.bfloat16)
+    cond = torch.randn(8, 3)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        out = cbn(x, cond)
+    assert out.dtype == torch.bfloat16
+    expected = cbn(x.float(), cond)  # fp32 all through, from the same bf16 input
+    torch.testing.assert_close(out.float(), expected.to(torch.bfloat16).float(), atol=0, rtol=0)

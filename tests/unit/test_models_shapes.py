@@ -118,3 +118,37 @@ def test_channels_last_and_bf16_autocast_run():
         logits = D(G(z, y), y)
     logits.float().sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in G.parameters() if p.grad is not None)
+
+
+def test_attention_core_equals_autograd_bit_for_bit_and_the_paper_order_closely():
+    """The in-place softmax core gives autograd's own values and gradients for o^T = beta g^T;
+    BigGAN-PyTorch's o = g beta^T is the same sums in another order."""
+    from biggan.models.attention import attention_core
+
+    torch.manual_seed(0)
+    theta_t = torch.randn(3, 64, 4, requires_grad=True)
+    phi = torch.randn(3, 4, 16, requires_grad=True)
+    g_t = torch.randn(3, 16, 8, requires_grad=True)
+    probe = torch.randn(3, 64, 8)
+    out = attention_core(theta_t, phi, g_t)
+    grads = torch.autograd.grad((out * probe).sum(), (theta_t, phi, g_t))
+    beta = torch.softmax(torch.bmm(theta_t, phi), dim=-1)
+    ref = torch.bmm(beta, g_t)
+    ref_grads = torch.autograd.grad((ref * probe).sum(), (theta_t, phi, g_t))
+    assert torch.equal(out, ref) and all(torch.equal(a, b) for a, b in zip(grads, ref_grads))
+    paper = torch.bmm(g_t.transpose(1, 2), beta.transpose(1, 2)).transpose(1, 2)
+    torch.testing.assert_close(out, paper, rtol=1e-5, atol=1e-6)
+    small = (torch.randn(2, 6, 3), torch.randn(2, 3, 5), torch.randn(2, 5, 4))
+    assert torch.autograd.gradcheck(attention_core, tuple(t.double().requires_grad_(True) for t in small))
+
+
+def test_attention_same_output_in_nchw_and_channels_last():
+    torch.manual_seed(1)
+    attention = SelfAttention(16, num_svs=1, num_iterations=1, sn_eps=1e-4).eval()
+    with torch.no_grad():
+        attention.gamma.fill_(0.7)
+    x = torch.randn(2, 16, 8, 8)
+    nchw = attention(x)
+    nhwc = attention.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    assert nchw.is_contiguous() and nhwc.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(nchw, nhwc, rtol=1e-5, atol=1e-6)

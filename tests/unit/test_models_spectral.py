@@ -6,7 +6,14 @@ import torch
 
 from biggan.config import ModelConfig
 from biggan.models import Discriminator, Generator
-from biggan.models.spectral import SNConv2d, SNLinear, set_sn_tracking, singular_values
+from biggan.models.spectral import (
+    SNConv2d,
+    SNLinear,
+    extra_singular_values,
+    set_sn_tracking,
+    singular_values,
+    sn_layers,
+)
 
 torch.set_num_threads(1)
 
@@ -90,3 +97,95 @@ def test_set_sn_tracking_changes_iterations():
     D = Discriminator(ModelConfig(resolution=32, num_classes=4, ch=4))
     set_sn_tracking(D, 5)
     assert {m.sn_num_iterations for m in D.modules() if hasattr(m, "sn_num_iterations")} == {5}
+
+
+# --------------------------------------------------------------------------- extra vectors at ticks only
+
+
+def _reference_power_iteration(weight, us, eps):
+    """The power iteration as it was (BigGAN-PyTorch's): all k vectors, F.normalize, W v^T twice."""
+    import torch.nn.functional as F
+
+    new_us, new_vs, svs = [], [], []
+    for i, u in enumerate(us):
+        with torch.no_grad():
+            v = u @ weight
+            for y in new_vs:
+                v = v - (v @ y.t()) * y
+            v = F.normalize(v, eps=eps)
+            new_vs.append(v)
+            w = v @ weight.t()
+            for y in new_us:
+                w = w - (w @ y.t()) * y
+            u_next = F.normalize(w, eps=eps)
+            new_us.append(u_next)
+            u.copy_(u_next)
+        with torch.enable_grad() if i == 0 else torch.no_grad():
+            svs.append(((v @ weight.t()) @ u_next.t()).squeeze())
+    return svs
+
+
+def test_sigma_u0_and_gradient_bit_identical_to_tracking_all_vectors():
+    """Between ticks only u0 moves; sigma_0, u0, W / sigma_0 and its gradient are bit for bit
+    those of the previous all-k power iteration, whatever the ticks."""
+    import copy
+
+    torch.manual_seed(4)
+    layer = SNConv2d(8, 16, 3, padding=1, bias=True, num_svs=3, num_iterations=1, eps=1e-4)
+    ref = copy.deepcopy(layer)
+    for step in range(30):
+        with extra_singular_values([layer], enabled=step % 7 == 0):
+            w_new = layer.normalized_weight()
+        svs = _reference_power_iteration(ref.weight.reshape(16, -1), ref.sn_us, 1e-4)
+        w_ref = ref.weight / svs[0].clamp_min(1e-4)
+        probe = torch.randn_like(w_new)
+        g_new, = torch.autograd.grad((w_new * probe).sum(), layer.weight)
+        g_ref, = torch.autograd.grad((w_ref * probe).sum(), ref.weight)
+        assert torch.equal(w_new, w_ref) and torch.equal(g_new, g_ref) and torch.equal(layer.u0, ref.u0), step
+        assert torch.equal(layer.sv0, svs[0].reshape(1).detach())
+        with torch.no_grad():  # move the weights so the iteration has something to track
+            layer.weight.add_(0.05 * g_new)
+            ref.weight.add_(0.05 * g_ref)
+
+
+def test_extra_vectors_move_only_inside_an_enabled_block():
+    layer = SNLinear(12, 10, bias=False, num_svs=3, num_iterations=1, eps=1e-4)
+    layer.train()
+    before = [b.clone() for b in (layer.u1, layer.u2, layer.sv1, layer.sv2)]
+    with extra_singular_values(sn_layers(layer), enabled=False):
+        layer(torch.randn(2, 12))
+        assert not layer.sn_track_extra
+    assert all(torch.equal(a, b) for a, b in zip(before, (layer.u1, layer.u2, layer.sv1, layer.sv2)))
+    assert layer.sn_track_extra  # restored
+    with extra_singular_values(sn_layers(layer), enabled=True):
+        layer(torch.randn(2, 12))
+    assert not torch.equal(before[0], layer.u1) and not torch.equal(before[2], layer.sv1)
+
+
+def test_sigma_matches_matrix_norm_when_only_the_first_vector_is_tracked():
+    """The normalising singular value converges to the spectral norm (torch.linalg.matrix_norm)
+    with the extra vectors switched off, as between logging ticks."""
+    torch.manual_seed(5)
+    conv = SNConv2d(6, 12, 3, padding=1, bias=True, num_svs=3, num_iterations=1, eps=1e-4)
+    for layer, shape in ((conv, (1, 6, 4, 4)),
+                         (SNLinear(40, 24, bias=True, num_svs=3, num_iterations=1, eps=1e-4), (2, 40))):
+        with extra_singular_values(sn_layers(layer), enabled=False):
+            _run_power_iterations(layer, torch.randn(*shape), 400)
+        exact = torch.linalg.matrix_norm(layer.weight.detach().reshape(layer.weight.shape[0], -1), ord=2)
+        torch.testing.assert_close(layer.sv0[0], exact, rtol=1e-4, atol=1e-5)
+
+
+def test_channels_last_conv_normalises_like_nchw_without_copying_its_weight():
+    """A channels_last weight's matrix is a column permutation of the NCHW one (a view, no
+    copy per forward): same sigma and u up to rounding, W / sigma equal."""
+    import copy
+
+    torch.manual_seed(6)
+    nchw = SNConv2d(8, 16, 3, padding=1, bias=True, num_svs=3, num_iterations=1, eps=1e-4)
+    nhwc = copy.deepcopy(nchw).to(memory_format=torch.channels_last)
+    assert nhwc.weight_matrix().data_ptr() == nhwc.weight.data_ptr()
+    for _ in range(20):
+        w_a, w_b = nchw.normalized_weight(), nhwc.normalized_weight()
+    torch.testing.assert_close(nhwc.u0, nchw.u0, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(nhwc.sv0, nchw.sv0, rtol=1e-6, atol=0)
+    torch.testing.assert_close(w_b, w_a, rtol=1e-6, atol=1e-7)

@@ -1,0 +1,111 @@
+"""Training time of `biggan demo`'s run without Ray: 2 gloo processes x 8 images, cross-replica BN.
+
+    python benchmarks/demo_train_time.py --work /tmp/demo-time                 # this checkout
+    PYTHONPATH=/tmp/biggan-old-e7a81d379d python benchmarks/demo_train_time.py --work /tmp/demo-old
+    python benchmarks/demo_train_time.py --work /tmp/demo-time --quality       # + the demo's bar
+
+The digits32 preset as the demo trains it (1,250 iterations, global batch 16 over 2 workers
+with one thread each, shards read in-process, checkpoints and sample sheets every 250), run by
+the loop of whichever biggan tree is on PYTHONPATH under torch.distributed (gloo), the same
+process group Ray Train's TorchTrainer sets up, without Ray's own start-up (~20-25 s here,
+NOTES.md). Prints the wall time of training; with --quality it then runs the demo's quality
+check and memorization check on the checkpoint the run marked for evaluation (class agreement
+>= 0.9 mean and >= 0.75 worst class, FID drop >= 5x, no copying).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, cfg_json: str, out: str) -> None:
+    torch.set_num_threads(1)  # Ray gives each demo worker one CPU
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        from biggan.config import ExperimentConfig
+        from biggan.train.context import LocalContext
+        from biggan.train.loop import train
+
+        cfg = ExperimentConfig.model_validate_json(cfg_json)
+        started = time.perf_counter()
+        result = train(cfg, LocalContext(cfg.run_dir))
+        seconds = time.perf_counter() - started
+        Path(out, f"rank{rank}.json").write_text(json.dumps({"seconds": seconds, "iteration": result.iteration,
+                                                             "reason": result.reason}))
+    finally:
+        dist.destroy_process_group()
+
+
+def _shards(work: Path) -> Path:
+    from biggan.config import ShardConfig
+    from biggan.data.demo import write_demo_data
+    from biggan.data.shard import shard_dataset
+
+    shards = work / "shards"
+    if not (shards / "val" / "dataset.json").is_file():
+        demo = write_demo_data(work / "demo")
+        for split in ("train", "val"):
+            shard_dataset(ShardConfig(source="imagenet", root=demo.imagenet_root, split=split,
+                                      out=shards / split, resolution=32, samples_per_shard=200))
+    return shards
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, required=True, help="folder for demo data, shards and the run")
+    parser.add_argument("--iterations", type=int, default=None, help="default: the preset's (1,250)")
+    parser.add_argument("--quality", action="store_true", help="then check the demo's quality bar")
+    args = parser.parse_args()
+    import biggan
+    from biggan.config import apply_overrides
+    from biggan.presets import digits32
+
+    work = args.work.resolve()
+    shards = _shards(work)
+    pairs = {"run_root": str(work / "runs"), "name": f"demo-{int(time.time())}",
+             "data.train_shards": str(shards / "train"), "data.val_shards": str(shards / "val")}
+    if args.iterations is not None:
+        pairs["train.iterations"] = args.iterations
+    cfg = apply_overrides(digits32(), pairs)
+    print(f"biggan from {Path(biggan.__file__).parent}; run {cfg.run_dir}", flush=True)
+    out = work / "timing"
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    mp.spawn(_worker, args=(2, _free_port(), cfg.model_dump_json(), str(out)), nprocs=2, join=True)
+    wall = time.perf_counter() - started
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+    print(f"training: {ranks[0]['iteration']} iterations, {ranks[0]['reason']}; loop {ranks[0]['seconds']:.0f} s "
+          f"on rank 0 ({ranks[0]['seconds'] / ranks[0]['iteration'] * 1000:.0f} ms per iteration), "
+          f"{wall:.0f} s with process start", flush=True)
+    if args.quality:
+        from biggan.eval.agreement import quality_check
+        from biggan.eval.memorization import memorization_check
+        from biggan.train.checkpoint import checkpoint_to_evaluate
+
+        checkpoint = checkpoint_to_evaluate(cfg.run_dir)
+        quality = quality_check(checkpoint, None)
+        memo = memorization_check(checkpoint, cfg.run_dir / "memorization")
+        agree = quality["agreement"]
+        print(f"quality ({checkpoint.name}): agreement {agree['mean']:.3f} mean / {agree['min']:.3f} worst; "
+              f"FID {quality['fid_untrained']:.1f} -> {quality['fid_final']:.2f} ({quality['fid_drop']:.1f}x); "
+              f"copying flag {memo['copying_flag']}; passes {quality['passes']}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
