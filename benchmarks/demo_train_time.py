@@ -4,11 +4,11 @@
     PYTHONPATH=/tmp/biggan-old-e7a81d379d python benchmarks/demo_train_time.py --work /tmp/demo-old
     python benchmarks/demo_train_time.py --work /tmp/demo-time --quality       # + the demo's bar
 
-The digits32 preset as the demo trains it (1,250 iterations, global batch 16 over 2 workers
+The digits32 preset as the demo trains it (1,000 iterations, global batch 16 over 2 workers
 with one thread each, shards read in-process, checkpoints and sample sheets every 250), run by
 the loop of whichever biggan tree is on PYTHONPATH under torch.distributed (gloo), the same
-process group Ray Train's TorchTrainer sets up, without Ray's own start-up (~20-25 s here,
-NOTES.md). Prints the wall time of training; with --quality it then runs the demo's quality
+process group Ray Train's TorchTrainer sets up, without Ray's own start-up (~20-25 s, measured here).
+Prints the wall time of training; with --quality it then runs the demo's quality
 check and memorization check on the checkpoint the run marked for evaluation (class agreement
 >= 0.9 mean and >= 0.75 worst class, FID drop >= 5x, no copying).
 """
@@ -68,7 +68,7 @@ def _shards(work: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, required=True, help="folder for demo data, shards and the run")
-    parser.add_argument("--iterations", type=int, default=None, help="default: the preset's (1,250)")
+    parser.add_argument("--iterations", type=int, default=None, help="default: the preset's (1,000)")
     parser.add_argument("--quality", action="store_true", help="then check the demo's quality bar")
     args = parser.parse_args()
     import biggan

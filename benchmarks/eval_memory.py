@@ -96,17 +96,25 @@ def _eval(store, overrides):
 
 def child_old(work: Path, samples: int, threads: int) -> dict:
     """The evaluate node of the old commit (PYTHONPATH points at its worktree): a checkpoint in
-    its own format and layout, the same weights, classifier and shards."""
+    its own format and layout, the same weights; shards and classifier written by its own code."""
     import torch
 
     torch.set_num_threads(threads)
-    from biggan.config import DataConfig, EvalConfig, ExperimentConfig, ModelConfig
+    from biggan.config import DataConfig, EvalConfig, ExperimentConfig, ModelConfig, ShardConfig
+    from biggan.data.shard import shard_dataset
+    from biggan.eval.classifier import train_classifier
     from biggan.eval.scoring import evaluate_checkpoint
     from biggan.models import build_models
     from biggan.train.checkpoint import save_checkpoint
 
+    # Its own shard set and classifier, in its own formats, from the same demo images.
+    if not (work / "old-val" / "dataset.json").is_file():
+        for split in ("train", "val"):
+            shard_dataset(ShardConfig(source="imagenet", root=work / "demo" / "imagenet", split=split,
+                                      out=work / f"old-{split}", resolution=128, samples_per_shard=500))
+    classifier = train_classifier(work / "old-train", work / "old-classifier", work / "old-val", epochs=1).path
     cfg = ExperimentConfig(name="old", run_root=work / "old-runs",
-                           data=DataConfig(train_shards=work / "train", val_shards=work / "val"),
+                           data=DataConfig(train_shards=work / "old-train", val_shards=work / "old-val"),
                            model=ModelConfig(**MODEL),
                            eval=EvalConfig(feature_extractor="dataset-classifier", batch_size=100,
                                            num_samples=samples, cache_dir=work / "old-cache"))
@@ -118,7 +126,7 @@ def child_old(work: Path, samples: int, threads: int) -> dict:
                                  "opt_D": {}, "iteration": 1, "rng": {}, "data": {},
                                  "config": cfg.model_dump(mode="json")})
     started = time.perf_counter()
-    out = evaluate_checkpoint(folder, work / "classifier" / "classifier.pt", cfg.eval)["metrics"]
+    out = evaluate_checkpoint(folder, classifier, cfg.eval)["metrics"]
     seconds = time.perf_counter() - started
     return {"peak_rss_mb": peak_rss_mb(), "seconds": seconds, "s_per_1000": 1000 * seconds / samples, "out": out}
 

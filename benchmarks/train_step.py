@@ -29,6 +29,7 @@ from biggan.train.step import TrainStep
 
 def build_step(preset: str, batch: int | None, device: torch.device, overrides: dict) -> tuple[TrainStep, int]:
     cfg = get_preset(preset)
+    overrides = {"cluster.num_workers": 1, **overrides}  # one process: the whole batch here
     if batch is not None:
         overrides = {**overrides, "train.batch_size": batch}
     if cfg.model.num_classes is None:  # presets take it from the data; ImageNet's 1000, the digits' 10

@@ -24,7 +24,7 @@ DIGITS = 4  # significant digits of every number in a summary
 
 
 def slug(name: str) -> str:
-    """Artifact keys: lowercase letters, digits and dashes only (NOTES.md)."""
+    """Artifact keys: lowercase letters, digits and dashes only (Prefect rejects other characters)."""
     text = "".join(c if c.isalnum() else "-" for c in name.lower())
     return "-".join(part for part in text.split("-") if part) or "run"
 

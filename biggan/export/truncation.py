@@ -2,7 +2,7 @@
 
 Our sampler truncates by RESAMPLING every |z_i| > t (Section 3.1; BigGAN-PyTorch's
 `truncated_z_sample`). A program that is handed z cannot draw new numbers reproducibly, and
-clipping or rescaling z would change the distribution (the known bug STYLE.md warns about).
+clipping or rescaling z would change the distribution (a known bug of several BigGAN ports).
 So the program maps each entry through the inverse CDF of the normal truncated to [-t, t]:
 
     z' = Phi^-1( Phi(-t) + Phi(z) (Phi(t) - Phi(-t)) )

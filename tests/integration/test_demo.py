@@ -11,8 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 SHORT = {
-    # digits32 runs 1,250 iterations; in tuning (one process, three seeds) EMA G's agreement
-    # at 1,000 was 1.00 / 1.00 / 0.86 (chance 0.10), far above the 0.5 asserted below.
+    # digits32's own 1,000 iterations, with fewer checkpoints, samples and thresholds; in tuning
+    # (one process, three seeds) EMA G's agreement at 1,000 was 1.00 / 1.00 / 0.86 (chance 0.10),
+    # far above the 0.5 asserted below.
     "train.iterations": 1000,
     "train.checkpoint_every": 500,
     "eval.num_samples": 1000,

@@ -1,4 +1,4 @@
-"""Cross-replica BN, exactly (issue 4): 2 gloo workers with batch b each give the same G outputs
+"""Cross-replica BN, exactly: 2 gloo workers with batch b each give the same G outputs
 and the same averaged G and D gradients as 1 worker with batch 2b. Real torch.distributed
 processes (no Ray needed for this property); the loop's own gradient averaging is used."""
 

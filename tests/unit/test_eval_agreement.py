@@ -1,4 +1,4 @@
-"""The independent judge and the class-agreement measure of issue 6 (and the quality check)."""
+"""The independent judge and the class-agreement measure of the demo's bar (and the quality check)."""
 
 from __future__ import annotations
 
