@@ -158,7 +158,7 @@ def _evaluation_nodes(run: str, checkpoint: str, config, trained_state, class_ag
         curve = truncation_curve_task.submit(run, checkpoint, classifier, config.eval, wait_for=after)
         memo = memorization_task.submit(run, checkpoint, config.eval, wait_for=after)
         # After evaluate: it reads the final FID evaluate recorded instead of computing it again.
-        quality = (quality_check_task.submit(run, checkpoint, classifier, wait_for=[evaluated])
+        quality = (quality_check_task.submit(run, checkpoint, classifier, wait_for=[*after, evaluated])
                    if class_agreement else None)
         return (evaluated.result(), curve.result(), memo.result(), None if quality is None else quality.result())
 
