@@ -26,6 +26,18 @@ os.environ.pop("PREFECT_API_URL", None)
 os.environ.setdefault("BIGGAN_CACHE", tempfile.mkdtemp(prefix="biggan-cache-"))
 
 
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (tiny models: threads only add dispatch overhead and
+    make timings of two in-process workers interfere), restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def prefect_harness():
     """A temporary Prefect server for the whole session (flows run against it)."""

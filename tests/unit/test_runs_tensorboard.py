@@ -19,13 +19,7 @@ from biggan.runs import tensorboard as tb
 from biggan.storage import Location
 from tests.unit.test_train_loop import Killed, _train, synthetic_batches, tiny
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _read(folder) -> ea.EventAccumulator:

@@ -18,13 +18,7 @@ from biggan.runs.store import INIT_FILE
 from biggan.train.launcher import launch_training
 from tests.unit._eval_fixtures import tiny_config
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def source_run(store, shards, classes=7, name="src", **model) -> dict:

@@ -45,12 +45,7 @@ def tiny(tmp_path, name, **extra):
     return apply_overrides(digits32(), overrides)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _assert_same_state(a: dict, b: dict):
