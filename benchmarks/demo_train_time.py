@@ -1,12 +1,11 @@
 """Training time of `biggan demo`'s run without Ray: 2 gloo processes x 8 images, cross-replica BN.
 
     python benchmarks/demo_train_time.py --work /tmp/demo-time                 # this checkout
-    PYTHONPATH=/tmp/biggan-old-e7a81d379d python benchmarks/demo_train_time.py --work /tmp/demo-old
     python benchmarks/demo_train_time.py --work /tmp/demo-time --quality       # + the demo's bar
 
 The digits32 preset as the demo trains it (1,000 iterations, global batch 16 over 2 workers
 with one thread each, shards read in-process, checkpoints and sample sheets every 250), run by
-the loop of whichever biggan tree is on PYTHONPATH under torch.distributed (gloo), the same
+this checkout's loop under torch.distributed (gloo), the same
 process group Ray Train's TorchTrainer sets up, without Ray's own start-up (~20-25 s, measured here).
 Prints the wall time of training; with --quality it then runs the demo's quality
 check and memorization check on the checkpoint the run marked for evaluation (class agreement
@@ -25,6 +24,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from bench_fixtures import demo_shards  # benchmarks/, on sys.path when a script runs
 
 
 def _free_port() -> int:
@@ -43,26 +43,12 @@ def _worker(rank: int, world: int, port: int, cfg_json: str, out: str) -> None:
 
         cfg = ExperimentConfig.model_validate_json(cfg_json)
         started = time.perf_counter()
-        result = train(cfg, LocalContext(cfg.run_dir))
+        result = train(cfg, LocalContext())
         seconds = time.perf_counter() - started
         Path(out, f"rank{rank}.json").write_text(json.dumps({"seconds": seconds, "iteration": result.iteration,
                                                              "reason": result.reason}))
     finally:
         dist.destroy_process_group()
-
-
-def _shards(work: Path) -> Path:
-    from biggan.config import ShardConfig
-    from biggan.data.demo import write_demo_data
-    from biggan.data.shard import shard_dataset
-
-    shards = work / "shards"
-    if not (shards / "val" / "dataset.json").is_file():
-        demo = write_demo_data(work / "demo")
-        for split in ("train", "val"):
-            shard_dataset(ShardConfig(source="imagenet", root=demo.imagenet_root, split=split,
-                                      out=shards / split, resolution=32, samples_per_shard=200))
-    return shards
 
 
 def main() -> None:
@@ -74,15 +60,18 @@ def main() -> None:
     import biggan
     from biggan.config import apply_overrides
     from biggan.presets import digits32
+    from biggan.runs import RunStore
 
     work = args.work.resolve()
-    shards = _shards(work)
-    pairs = {"run_root": str(work / "runs"), "name": f"demo-{int(time.time())}",
+    shards = demo_shards(work)
+    pairs = {"run_root": str(work / "runs"), "name": f"demo-{int(time.time())}", "model.num_classes": 10,
              "data.train_shards": str(shards / "train"), "data.val_shards": str(shards / "val")}
     if args.iterations is not None:
         pairs["train.iterations"] = args.iterations
     cfg = apply_overrides(digits32(), pairs)
-    print(f"biggan from {Path(biggan.__file__).parent}; run {cfg.run_dir}", flush=True)
+    store = RunStore(cfg.run_uri)
+    store.write_options(cfg.model_dump(mode="json"))
+    print(f"biggan from {Path(biggan.__file__).parent}; run {store.uri}", flush=True)
     out = work / "timing"
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -96,13 +85,11 @@ def main() -> None:
     if args.quality:
         from biggan.eval.agreement import quality_check
         from biggan.eval.memorization import memorization_check
-        from biggan.train.checkpoint import checkpoint_to_evaluate
 
-        checkpoint = checkpoint_to_evaluate(cfg.run_dir)
-        quality = quality_check(checkpoint, None)
-        memo = memorization_check(checkpoint, cfg.run_dir / "memorization")
+        quality = quality_check(store, None, None)  # the checkpoint the run marked for evaluation
+        memo = memorization_check(store, None)
         agree = quality["agreement"]
-        print(f"quality ({checkpoint.name}): agreement {agree['mean']:.3f} mean / {agree['min']:.3f} worst; "
+        print(f"quality ({quality['checkpoint']}): agreement {agree['mean']:.3f} mean / {agree['min']:.3f} worst; "
               f"FID {quality['fid_untrained']:.1f} -> {quality['fid_final']:.2f} ({quality['fid_drop']:.1f}x); "
               f"copying flag {memo['copying_flag']}; passes {quality['passes']}", flush=True)
 

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_fixtures import demo_shards  # benchmarks/, on sys.path when a script runs
 
 
 def main() -> None:
@@ -32,9 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from biggan.config import ShardConfig, apply_overrides, parse_override
-    from biggan.data.demo import write_demo_data
-    from biggan.data.shard import shard_dataset
+    from biggan.config import apply_overrides, parse_override
     from biggan.eval.agreement import class_agreement, train_judge
     from biggan.presets import digits32
     from biggan.runs import RunStore
@@ -44,12 +43,7 @@ def main() -> None:
     from biggan.train.loop import train
 
     work = args.work or Path(tempfile.mkdtemp(prefix="biggan-demo-tuning-"))
-    shards = work / "shards"
-    if not (shards / "val" / "dataset.json").is_file():
-        demo = write_demo_data(work / "demo")
-        for split in ("train", "val"):
-            shard_dataset(ShardConfig(source="imagenet", root=demo.imagenet_root, split=split,
-                                      out=shards / split, resolution=32, samples_per_shard=200))
+    shards = demo_shards(work)
 
     pairs = dict(parse_override(text) for text in args.overrides)
     pairs.update({"run_root": str(work / "runs"), "data.train_shards": str(shards / "train"),

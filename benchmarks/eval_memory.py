@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_fixtures import random_weights_run  # benchmarks/, on sys.path when a script runs
+
 REPO = Path(__file__).resolve().parents[1]
 MODEL = {"resolution": 128, "num_classes": 10, "ch": 2, "dim_z": 120, "g_attention": None, "d_attention": None}
 THRESHOLDS = [2.0, 1.5, 1.0, 0.75, 0.5, 0.25, 0.04]
@@ -39,8 +41,6 @@ def prepare(work: Path, threads: int) -> None:
     from biggan.data.demo import write_demo_data
     from biggan.data.shard import shard_dataset
     from biggan.eval.classifier import train_classifier
-    from biggan.models import build_models
-    from biggan.runs import RunStore
 
     demo = write_demo_data(work / "demo")
     for split in ("train", "val"):
@@ -55,13 +55,7 @@ def prepare(work: Path, threads: int) -> None:
                            eval=EvalConfig(feature_extractor="dataset-classifier", batch_size=100,
                                            standing_passes=16, standing_batch=100,
                                            thresholds=THRESHOLDS, cache_dir=work / "cache"))
-    torch.manual_seed(0)
-    G, D = build_models(cfg.model)
-    store = RunStore(cfg.run_uri)
-    store.write_options(cfg.model_dump(mode="json"))
-    store.save_checkpoint({"G": G.state_dict(), "D": D.state_dict(), "G_ema": G.state_dict(), "opt_G": {},
-                           "opt_D": {}, "iteration": 1, "rng": {}, "data": {},
-                           "config": cfg.model_dump(mode="json")}, {})
+    random_weights_run(cfg)
 
 
 def child_new(work: Path, mode: str, samples: int, threads: int) -> dict:

@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_fixtures import random_weights_run  # benchmarks/, on sys.path when a script runs
+
 REPO = Path(__file__).resolve().parents[1]
 CLASSES = 100
 
@@ -64,11 +66,8 @@ def write_split(folder: Path, count: int, seed: int, per_shard: int = 5000) -> N
 
 
 def prepare(work: Path, train: int, heldout: int, backbone: str) -> None:
-    import torch
 
     from biggan.config import DataConfig, EvalConfig, ExperimentConfig, ModelConfig
-    from biggan.models import build_models
-    from biggan.runs import RunStore
 
     if not (work / "train" / "dataset.json").is_file():
         write_split(work / "train", train, seed=1)
@@ -79,13 +78,7 @@ def prepare(work: Path, train: int, heldout: int, backbone: str) -> None:
                                              g_attention=None, d_attention=None),
                            eval=EvalConfig(nn_backbone=backbone, nn_queries_per_class=4, batch_size=100,
                                            d_accuracy_samples=2_000, cache_dir=work / "cache"))
-    torch.manual_seed(0)
-    G, D = build_models(cfg.model)
-    store = RunStore(cfg.run_uri)
-    store.write_options(cfg.model_dump(mode="json"))
-    store.save_checkpoint({"G": G.state_dict(), "D": D.state_dict(), "G_ema": G.state_dict(), "opt_G": {},
-                           "opt_D": {}, "iteration": 1, "rng": {}, "data": {},
-                           "config": cfg.model_dump(mode="json")}, {})
+    random_weights_run(cfg)
 
 
 def child(work: Path, threads: int) -> dict:
