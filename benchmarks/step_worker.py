@@ -2,9 +2,9 @@
 PYTHONPATH and runs it on command, so the old and the new commit each run in their own process
 (their own peak RSS) while the driver alternates between them.
 
-Protocol, one line each way: on start `ready <G params> <D params>`; `warmup N` -> `ok <iterations done>`;
-`step` -> `<wall ms> <cpu ms>`;
-`rss` -> `<peak RSS in MiB>`; `quit`. Not meant to be run by hand.
+Protocol, one line each way: on start `ready <G params> <D params> <train.precision as built>`;
+`warmup N` -> `ok <iterations done>`; `step` -> `<wall ms> <cpu ms>`; `rss` -> `<peak RSS in MiB>`; `quit`.
+Not meant to be run by hand.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main() -> None:
             step.step(iteration)
 
     counts = [sum(p.numel() for p in net.parameters()) for net in (step.G, step.D)]
-    print(f"ready {counts[0]} {counts[1]}", flush=True)
+    print(f"ready {counts[0]} {counts[1]} {step.cfg.precision}", flush=True)
     for line in sys.stdin:
         command = line.split()
         if not command:

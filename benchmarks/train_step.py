@@ -4,7 +4,8 @@
     python benchmarks/train_step.py --preset imagenet128 --device cuda --batch 256   # GPU: bf16, channels_last, MFU
 
 The step is built as the training loop builds it, with the preset's precision and memory
-format (`auto` precision is fp32 on a CPU without AMX; channels_last is the default), and
+format (`auto` resolved as the loop resolves it: bf16 on a CPU only where a measured bf16
+convolution beats fp32; channels_last is the default), and
 runs as between logging ticks (`tick=False`). Real images come from an in-memory tensor so
 the figure is the step alone (the shard loader has its own benchmark). images/s counts the
 real images D sees: batch x d_steps per iteration. On GPU the model FLOPs of one step are
@@ -24,6 +25,7 @@ from biggan.models import Generator, build_models
 from biggan.presets import get_preset
 from biggan.train.ema import EMA
 from biggan.train.loop import LatentSampler
+from biggan.train.precision import resolve_precision
 from biggan.train.step import TrainStep
 
 
@@ -35,7 +37,7 @@ def build_step(preset: str, batch: int | None, device: torch.device, overrides: 
     if cfg.model.num_classes is None:  # presets take it from the data; ImageNet's 1000, the digits' 10
         overrides = {"model.num_classes": 1000 if preset.startswith(("imagenet", "jft")) else 10, **overrides}
     cfg = apply_overrides(cfg, overrides)
-    tcfg = cfg.train
+    tcfg = cfg.train.model_copy(update={"precision": resolve_precision(cfg.train.precision, device)})
     micro = tcfg.batch_size // tcfg.accumulation
     torch.manual_seed(0)
     G, D = build_models(cfg.model)

@@ -14,6 +14,11 @@ peak RSS of each process. Identical work: the same architecture and parameter co
 
 Configurations (the issue's): a) digits32 (32 px, ch 8, batch 16); b) 32 px, ch 32, batch 64;
 c) imagenet128 at ch 16, batch 8 (128 px, 1,000 classes, attention at 64).
+
+The old side runs in fp32 (e7a81d3's CPU `auto` is fp32). The new side runs its preset's
+`train.precision=auto`, resolved as training resolves it: bf16 autocast only on a CPU where a
+measured bf16 convolution beats fp32 (`--new-precision fp32|bf16` forces one); the last
+column says which arithmetic the new side ran.
 """
 
 from __future__ import annotations
@@ -54,7 +59,8 @@ class Worker:
             [sys.executable, str(script), "--tree", str(tree), "--preset", preset,
              "--overrides", json.dumps(overrides), "--threads", str(threads)],
             cwd=tree, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.params = self._expect("ready").split()[1:]  # G and D parameter counts
+        ready = self._expect("ready").split()
+        self.params, self.precision = ready[1:3], ready[3]  # G and D parameter counts; arithmetic
         self.wall: list[float] = []
         self.cpu: list[float] = []
 
@@ -85,9 +91,10 @@ class Worker:
         return rss
 
 
-def compare(old_tree: Path, config: str, threads: int, warmup: int, iterations: int) -> dict:
+def compare(old_tree: Path, config: str, threads: int, warmup: int, iterations: int, new_precision: str) -> dict:
     preset, overrides = CONFIGS[config]
-    old, new = Worker(old_tree, preset, overrides, threads), Worker(REPO, preset, overrides, threads)
+    new_overrides = overrides if new_precision == "preset" else {**overrides, "train.precision": new_precision}
+    old, new = Worker(old_tree, preset, overrides, threads), Worker(REPO, preset, new_overrides, threads)
     if old.params != new.params:
         raise RuntimeError(f"not the same work: G, D parameters {old.params} (old) vs {new.params} (new)")
     try:
@@ -100,6 +107,7 @@ def compare(old_tree: Path, config: str, threads: int, warmup: int, iterations: 
     finally:
         rss_old, rss_new = old.close(), new.close()
     row = {"config": config, "threads": threads, "iterations": iterations, "params": new.params,
+           "new_precision": new.precision,
            "old_ms": statistics.median(old.wall), "new_ms": statistics.median(new.wall),
            "old_cpu_ms": statistics.median(old.cpu), "new_cpu_ms": statistics.median(new.cpu),
            "old_rss_mib": rss_old, "new_rss_mib": rss_new, "old_wall": old.wall, "new_wall": new.wall}
@@ -115,6 +123,9 @@ def main() -> None:
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--iterations", type=int, default=5, help="timed iterations of EACH side (>= 5)")
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--new-precision", default="preset", choices=["preset", "fp32", "bf16"],
+                        help="the new side's train.precision (preset: the preset's own, `auto` resolved as the "
+                             "training loop resolves it on this CPU); the old side always runs its preset's")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows (with every timing) here")
     parser.add_argument("--remove-worktree", action="store_true")
     args = parser.parse_args()
@@ -122,16 +133,16 @@ def main() -> None:
     tree = old_worktree(args.old)
     print(f"old: {args.old} at {tree}; new: {REPO} (working tree)", flush=True)
     header = (f"{'cfg':3} {'thr':>3} {'old ms':>9} {'new ms':>9} {'ratio':>6} {'old cpu':>9} {'new cpu':>9} "
-              f"{'ratio':>6} {'old RSS MiB':>11} {'new RSS MiB':>11}")
+              f"{'ratio':>6} {'old RSS MiB':>11} {'new RSS MiB':>11} {'new arith':>9}")
     print(header, flush=True)
     rows = []
     for config in args.configs:
         for threads in args.threads:
-            r = compare(tree, config, threads, args.warmup, args.iterations)
+            r = compare(tree, config, threads, args.warmup, args.iterations, args.new_precision)
             rows.append(r)
             print(f"{config:3} {threads:3d} {r['old_ms']:9.1f} {r['new_ms']:9.1f} {r['ratio']:6.2f} "
                   f"{r['old_cpu_ms']:9.1f} {r['new_cpu_ms']:9.1f} {r['cpu_ratio']:6.2f} "
-                  f"{r['old_rss_mib']:11.0f} {r['new_rss_mib']:11.0f}", flush=True)
+                  f"{r['old_rss_mib']:11.0f} {r['new_rss_mib']:11.0f} {r['new_precision']:>9}", flush=True)
     print(f"medians of {args.iterations} alternated iterations per side after {args.warmup} warm-up; "
           "ratio = old / new (> 1: new is faster); CPU = process time of the worker", flush=True)
     if args.json:

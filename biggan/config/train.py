@@ -62,10 +62,11 @@ class TrainConfig(Strict):
                           "resolved to that checkpoint's URI; the model comes from it, only num_classes may "
                           "differ (class embeddings redrawn); applied only before the run's first checkpoint")
     # fp32 is bit-reproducible; under autocast SN, BN statistics and affine, D's head and the
-    # losses stay fp32 (biggan/train/precision.py says why AVX512-BF16 alone does not pay here).
+    # losses stay fp32 (biggan/train/precision.py says why a CPU flag alone cannot decide it).
     precision: Literal["fp32", "bf16", "auto"] = Field(
-        "fp32", description="fp32; bf16 autocast on any device; or auto: bf16 where it pays (CUDA with bf16, "
-                            "CPU with AMX), else fp32")
+        "fp32", description="fp32; bf16 autocast on any device; or auto: bf16 where it pays (CUDA with bf16; a CPU "
+                            "with AMX, or with AVX512-BF16 where a timed bf16 convolution beats fp32), else fp32; "
+                            "resolved once per run and kept on resume")
     # oneDNN reorders NCHW on every conv: NHWC is 1.1-1.35x faster per CPU step here
     # (docs/performance.md), and it is the layout tensor cores want.
     channels_last: bool = Field(True, description="channels_last (NHWC) memory format for G and D")

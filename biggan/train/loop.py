@@ -133,8 +133,10 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
         state.latent_rng.manual_seed(seed)
         return real_batches_fn(cfg, micro_batch, rank, world, seed)
 
+    if rank == 0 and tcfg.precision == "auto":
+        print(f"[rank 0] train.precision=auto: {state.precision} on {device.type}", flush=True)
     step = TrainStep(state.G, state.D, state.ema, state.opt_G, state.opt_D, start_segment(start), sampler,
-                     state.latent_rng, tcfg, micro_batch, device)
+                     state.latent_rng, tcfg.model_copy(update={"precision": state.precision}), micro_batch, device)
     last_metrics: dict[str, Any] = {}
     healthy_iteration = start  # end of the last logged interval that did not trip the rule
     tick_time, tick_iteration, beat = time.perf_counter(), start, time.monotonic()

@@ -20,6 +20,7 @@ from biggan.runs.store import INIT_FILE
 from biggan.train import dist
 from biggan.train.ema import EMA
 from biggan.train.monitor import CollapseDetector, DeadRunRule
+from biggan.train.precision import resolve_precision
 
 
 @dataclass
@@ -33,6 +34,7 @@ class TrainingState:
     detector: CollapseDetector  # the collapse rule's running medians
     dead: DeadRunRule  # the dead-discriminator rule's streak
     latent_rng: torch.Generator  # draws the fakes' z and y
+    precision: str  # the arithmetic train.precision resolved to ("fp32" or "bf16"), same on every rank
 
     def state_dict(self, cfg: ExperimentConfig, iteration: int, world: int, micro_batch: int) -> dict[str, Any]:
         return {
@@ -44,6 +46,7 @@ class TrainingState:
                      "images_seen": iteration * cfg.train.batch_size * cfg.train.d_steps},
             "config": cfg.model_dump(mode="json"), "monitor": self.detector.state_dict(),
             "monitor_dead": self.dead.state_dict(),
+            "precision": {"resolved": self.precision, "device_type": self.G.linear.weight.device.type},
         }
 
     def load_state_dict(self, state: dict[str, Any], cfg: ExperimentConfig) -> int:
@@ -63,6 +66,11 @@ class TrainingState:
         if "monitor" in state:
             self.detector.load_state_dict(state["monitor"])
         self.dead.load_state_dict(state.get("monitor_dead", {}))
+        recorded = state.get("precision", {})
+        if cfg.train.precision == "auto" and recorded.get("device_type") == self.G.linear.weight.device.type:
+            # `auto` on a CPU is a measurement: a resumed run keeps the answer it started with, so
+            # an uninterrupted run and a resumed one do the same arithmetic.
+            self.precision = recorded["resolved"]
         return int(state["iteration"])
 
 
@@ -92,7 +100,15 @@ def build_training_state(cfg: ExperimentConfig, device: torch.device, world: int
     return TrainingState(G=G, D=D, G_ema=G_ema, opt_G=opt_G, opt_D=opt_D,
                          ema=EMA(G, G_ema, tcfg.ema_decay, tcfg.ema_start),
                          detector=CollapseDetector(tcfg.collapse), dead=DeadRunRule(tcfg.collapse),
-                         latent_rng=torch.Generator(device=device))
+                         latent_rng=torch.Generator(device=device),
+                         precision=agreed_precision(tcfg.precision, device))
+
+
+def agreed_precision(precision: str, device: torch.device) -> str:
+    """Rank 0 resolves `precision` (for `auto` on a CPU, a measurement) and every rank takes
+    its answer: ranks measuring for themselves could disagree."""
+    resolved = resolve_precision(precision, device) if dist.rank() == 0 else "fp32"
+    return ("fp32", "bf16")[dist.broadcast_int(int(resolved == "bf16"), device)]
 
 
 def broadcast_initial_weights(state: TrainingState) -> None:

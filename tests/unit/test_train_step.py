@@ -76,12 +76,46 @@ def test_auto_precision_picks_bf16_only_where_it_pays(monkeypatch):
     assert precision.resolve_precision("fp32", cpu) == "fp32"
     assert precision.resolve_precision("bf16", cpu) == "bf16"
     monkeypatch.setattr(precision, "cpu_has_amx_bf16", lambda: False)
-    assert precision.resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(precision, "cpu_has_bf16_dot", lambda: False)
+    assert precision.resolve_precision("auto", cpu) == "fp32"  # no bf16 hardware: not even measured
     assert isinstance(precision.autocast_for(cpu, "auto"), type(precision.autocast_for(cpu, "fp32")))
+    # AVX512-BF16 without AMX: the measurement decides, with a margin.
+    monkeypatch.setattr(precision, "cpu_has_bf16_dot", lambda: True)
+    for speedup, expected in ((0.6, "fp32"), (1.1, "fp32"), (1.9, "bf16")):
+        monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda threads, s=speedup: s)
+        assert precision.resolve_precision("auto", cpu) == expected
+    monkeypatch.setattr(precision, "cpu_bf16_speedup", lambda threads: 0.5)
     monkeypatch.setattr(precision, "cpu_has_amx_bf16", lambda: True)
     assert precision.resolve_precision("auto", cpu) == "bf16"
     with precision.autocast_for(cpu, "auto"):
         assert torch.is_autocast_enabled("cpu")
+
+
+def test_bf16_speedup_is_measured_on_this_cpu(one_thread):
+    speedup = precision.cpu_bf16_speedup.__wrapped__(1)  # uncached: a real measurement
+    assert 0.05 < speedup < 20
+
+
+def test_resumed_run_keeps_the_precision_it_started_with(monkeypatch):
+    from biggan.config import apply_overrides
+    from biggan.presets import digits32
+    from biggan.train.state import build_training_state
+
+    cfg = apply_overrides(digits32(), {"model.num_classes": 10, "model.ch": 4, "train.precision": "auto"})
+    monkeypatch.setattr(precision, "cpu_has_amx_bf16", lambda: True)
+    first = build_training_state(cfg, torch.device("cpu"), 1)
+    assert first.precision == "bf16"
+    saved = first.state_dict(cfg, 5, 1, 16)
+    monkeypatch.setattr(precision, "cpu_has_amx_bf16", lambda: False)
+    monkeypatch.setattr(precision, "cpu_has_bf16_dot", lambda: False)
+    resumed = build_training_state(cfg, torch.device("cpu"), 1)
+    assert resumed.precision == "fp32"  # what this machine would pick afresh
+    resumed.load_state_dict(saved, cfg)
+    assert resumed.precision == "bf16"  # what the run started with
+    forced = apply_overrides(cfg, {"train.precision": "fp32"})  # an explicit setting wins on resume
+    explicit = build_training_state(forced, torch.device("cpu"), 1)
+    explicit.load_state_dict(saved, forced)
+    assert explicit.precision == "fp32"
 
 
 def test_bf16_step_keeps_d_head_and_losses_fp32():
