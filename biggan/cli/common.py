@@ -75,7 +75,8 @@ def open_checkpoint(run, checkpoint: str | None, ema: bool, truncation: float | 
         state = run.load_state(info)
     except (CheckpointDamaged, RunNotFound) as err:
         raise click.ClickException(str(err)) from None
-    G, cfg = generator_from_state(state, ema=ema), config_of(state)
+    cfg = config_of(state)
+    G = generator_from_state(state, ema=ema, channels_last=cfg.train.channels_last)
     standing_stats_(G, cfg.model.num_classes, cfg.train.standing_stats_batches,
                     min(cfg.train.batch_size, 64), truncation, "cpu", prior=cfg.model.latent, seed=seed)
     return G, cfg, info

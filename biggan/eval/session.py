@@ -85,7 +85,7 @@ class EvalSession:
     def generator(self, truncation: float | None) -> torch.nn.Module:
         """G_ema with standing statistics taken at `truncation` (recomputed only when it changes)."""
         if self._G is None:
-            self._G = generator_from_state(self.state, ema=True)
+            self._G = generator_from_state(self.state, ema=True, channels_last=self.cfg.train.channels_last)
         if self._G_truncation != truncation:
             self.prepared(self._G, truncation)
             self._G_truncation = truncation
@@ -93,10 +93,11 @@ class EvalSession:
 
     def raw_generator(self) -> torch.nn.Module:
         """The trained G (what D was trained against), with untruncated standing statistics."""
-        return self.prepared(generator_from_state(self.state, ema=False), None)
+        return self.prepared(generator_from_state(self.state, ema=False, channels_last=self.cfg.train.channels_last),
+                             None)
 
     def discriminator(self) -> torch.nn.Module:
-        return discriminator_from_state(self.state).to(self.device)
+        return discriminator_from_state(self.state, channels_last=self.cfg.train.channels_last).to(self.device)
 
     # ---------------------------------------------------------------- features
 

@@ -79,7 +79,11 @@ class GBlock(nn.Module):
         h = F.relu(self.bn1(x, cond), inplace=True)
         h = F.interpolate(h, scale_factor=2, mode="nearest")  # Table 4: nearest-neighbour upsampling
         h = self.conv2(F.relu(self.bn2(self.conv1(h), cond), inplace=True))
-        return h + self.conv_sc(F.interpolate(x, scale_factor=2, mode="nearest"))
+        # BigGAN-PyTorch upsamples x and then applies the 1x1 shortcut conv; a 1x1 conv (with
+        # bias) commutes with nearest-neighbour upsampling, so convolving first is the same map
+        # at a quarter of the shortcut's FLOPs, and the upsample moves out_channels (G halves
+        # the width going up) instead of in_channels.
+        return h + F.interpolate(self.conv_sc(x), scale_factor=2, mode="nearest")
 
 
 class DBlock(nn.Module):
