@@ -158,7 +158,7 @@ def _classifier_beside_training(preset, overrides, shard_root, num_workers, use_
     training runs in this process; the evaluation nodes then get it after training."""
     from biggan.experiment import resolve_experiment
 
-    config = resolve_experiment(preset, overrides, shard_root, num_workers, use_gpu)
+    config = resolve_experiment(preset, overrides.to_dotted(), shard_root, num_workers, use_gpu)
     if config.eval.feature_extractor != "dataset-classifier" or config.cluster.num_workers == 0:
         return None
     return dataset_classifier_task.submit(config, wait_for=sharded)
