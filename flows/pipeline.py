@@ -124,11 +124,9 @@ def _pipeline(logger, preset, overrides, source, root, manifest, shards, demo_da
                     return_state=True))
     for state in sharded:
         state.result()  # a failed shard set stops the pipeline here, with its own error
-    classifier = _classifier_beside_training(preset, overrides, shard_root, num_workers, use_gpu, sharded)
-    with _threads_per_node(2) if classifier is not None else contextlib.nullcontext():
-        trained_state = train_biggan_flow(preset=preset, overrides=overrides, shards=shard_root,
-                                          num_workers=num_workers, use_gpu=use_gpu, name=name, store=store,
-                                          wait_for=sharded, return_state=True)
+    trained_state = train_biggan_flow(preset=preset, overrides=overrides, shards=shard_root,
+                                      num_workers=num_workers, use_gpu=use_gpu, name=name, store=store,
+                                      wait_for=sharded, return_state=True)
     trained = trained_state.result()
     run, checkpoint_uri = trained["run"], trained["checkpoint"]
     if checkpoint_uri is None:
@@ -137,7 +135,7 @@ def _pipeline(logger, preset, overrides, source, root, manifest, shards, demo_da
     config = run_config_task(run, {}, wait_for=[trained_state])
     label_flow_run(f"pipeline-{config.name}", run_tags(config.preset, config.name))
     with tags(*run_tags(run=config.name)):
-        nodes = _evaluation_nodes(run, checkpoint, config, trained_state, class_agreement, classifier)
+        nodes = _evaluation_nodes(run, checkpoint, config, trained_state, class_agreement)
     evaluated, curve, memo, quality = nodes
 
     publish_evaluation(config.name, evaluated["records"], evaluated["plot"])
@@ -151,27 +149,10 @@ def _pipeline(logger, preset, overrides, source, root, manifest, shards, demo_da
     return summary
 
 
-def _classifier_beside_training(preset, overrides, shard_root, num_workers, use_gpu, sharded):
-    """The dataset classifier depends on the shards alone: when Ray trains G and D in other
-    processes, it trains here meanwhile (one share of the cores; on a cluster, on the driver
-    while the workers train) instead of after training. None when the config does not use it or
-    training runs in this process; the evaluation nodes then get it after training."""
-    from biggan.experiment import resolve_experiment
-
-    config = resolve_experiment(preset, overrides.to_dotted(), shard_root, num_workers, use_gpu)
-    if config.eval.feature_extractor != "dataset-classifier" or config.cluster.num_workers == 0:
-        return None
-    return dataset_classifier_task.submit(config, wait_for=sharded)
-
-
-def _evaluation_nodes(run: str, checkpoint: str, config, trained_state, class_agreement: bool, classifier=None):
-    """The evaluation nodes in parallel, each waiting on the training run (a graph edge);
-    `classifier`: the dataset classifier's future when it trained beside the run."""
+def _evaluation_nodes(run: str, checkpoint: str, config, trained_state, class_agreement: bool):
+    """The evaluation nodes in parallel, each waiting on the training run (a graph edge)."""
     after = [trained_state]
-    if classifier is None:  # before the parallel nodes, which all need it
-        classifier = dataset_classifier_task(config, wait_for=after)
-    else:
-        classifier = classifier.result()
+    classifier = dataset_classifier_task(config, wait_for=after)  # before the parallel nodes, which all need it
     with _threads_per_node(3):
         evaluated = evaluate_pending_task.submit(run, classifier, config, wait_for=after)
         curve = truncation_curve_task.submit(run, checkpoint, classifier, config.eval, wait_for=after)
