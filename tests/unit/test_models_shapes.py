@@ -152,3 +152,25 @@ def test_attention_same_output_in_nchw_and_channels_last():
     nhwc = attention.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
     assert nchw.is_contiguous() and nhwc.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(nchw, nhwc, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gblock_shortcut_conv_before_upsample_is_the_reference_map(channels_last):
+    """BigGAN-PyTorch upsamples x, then applies the 1x1 shortcut; the block convolves first
+    (a 1x1 conv commutes with nearest upsampling): the same output and input gradient."""
+    import torch.nn.functional as F
+
+    from biggan.models.layers import GBlock
+
+    torch.manual_seed(0)
+    G = Generator(ModelConfig(resolution=32, num_classes=5, ch=8, shared_dim=16)).eval()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    block = next(m for m in G.modules() if isinstance(m, GBlock)).to(memory_format=fmt)
+    x = torch.randn(3, block.conv_sc.in_channels, 8, 8).contiguous(memory_format=fmt).requires_grad_(True)
+    ours = F.interpolate(block.conv_sc(x), scale_factor=2, mode="nearest")
+    reference = block.conv_sc(F.interpolate(x, scale_factor=2, mode="nearest"))
+    torch.testing.assert_close(ours, reference, rtol=1e-6, atol=1e-6)
+    probe = torch.randn_like(ours)
+    g_ours, = torch.autograd.grad((ours * probe).sum(), x)
+    g_reference, = torch.autograd.grad((reference * probe).sum(), x)
+    torch.testing.assert_close(g_ours, g_reference, rtol=1e-5, atol=1e-6)

@@ -117,3 +117,22 @@ def test_class_interpolation_endpoints_are_the_classes():
         direct = G(z, torch.tensor([3]))
         via = G.forward_conditioned(z, G.class_condition(torch.tensor([3])))
     torch.testing.assert_close(direct, via)
+
+
+def test_checkpoint_generator_in_channels_last_samples_as_nchw():
+    """Evaluation builds G in the run's channels_last layout (8x faster upsampling on a CPU): the
+    samples are those of the NCHW generator up to rounding."""
+    from biggan.runs.networks import generator_from_state
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(resolution=32, num_classes=5, ch=8, shared_dim=16)
+    G = Generator(cfg)
+    state = {"G_ema": G.state_dict(),
+             "config": {"data": {"train_shards": "shards/train"}, "model": cfg.model_dump(mode="json")}}
+    nchw = generator_from_state(state)
+    nhwc = generator_from_state(state, channels_last=True)
+    conv = next(m for m in nhwc.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    z, y = torch.randn(4, G.dim_z), torch.tensor([0, 1, 2, 3])
+    with torch.no_grad():
+        torch.testing.assert_close(nhwc(z, y), nchw(z, y), rtol=1e-5, atol=1e-5)
