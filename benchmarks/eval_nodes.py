@@ -57,11 +57,15 @@ def child(node: str, run: str, checkpoint: str, threads: int) -> None:
 
 
 def fresh_copy(run: Path, into: Path) -> Path:
-    """The run without what evaluation wrote, so every node computes instead of reading back."""
+    """The run without what evaluation wrote, so every node computes instead of reading back
+    (the run store's names; the checkpoint mark training wrote stays)."""
+    from biggan.runs.evaluations import LEASES_DIR, METRIC_FILE, WATCH_FILE
+    from biggan.runs.store import HISTORY_PLOT
+
     copy = into / run.name
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns(
-        "metric-*.jsonl", "evaluation.json", "evaluate.json", "evaluating", "quality.json", "truncation",
-        "memorization", "metrics_history.png"))
+        METRIC_FILE.format(name="*"), WATCH_FILE, LEASES_DIR, HISTORY_PLOT,
+        "truncation", "memorization", "quality.json"))  # the evaluation nodes' own outputs
     return copy
 
 
