@@ -26,13 +26,11 @@ def demo_shards(work: Path, resolution: int = 32, samples_per_shard: int = 200) 
 def random_weights_run(cfg) -> None:
     """The run of `cfg` (an ExperimentConfig) with its options and one checkpoint (iteration 1) of
     G and D as seed 0 initialises them, G_ema = G."""
-    import torch
 
-    from biggan.models import build_models
+    from biggan.models import build_models, seeded
     from biggan.runs import RunStore
 
-    torch.manual_seed(0)
-    G, D = build_models(cfg.model)
+    G, D = build_models(cfg.model, seeded(0))
     store = RunStore(cfg.run_uri)
     store.write_options(cfg.model_dump(mode="json"))
     store.save_checkpoint({"G": G.state_dict(), "D": D.state_dict(), "G_ema": G.state_dict(), "opt_G": {},

@@ -16,7 +16,7 @@ import time
 import torch
 
 from biggan.config import ModelConfig
-from biggan.models import build_models
+from biggan.models import build_models, seeded
 from biggan.train.losses import hinge_d, hinge_g
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     cfg = ModelConfig(resolution=args.resolution, num_classes=args.classes, ch=args.ch)
-    G, D = build_models(cfg)
+    G, D = build_models(cfg, seeded(0))
     G.to(device), D.to(device)
     x_real = torch.rand(args.batch, 3, args.resolution, args.resolution, device=device) * 2 - 1
     y = torch.randint(0, args.classes, (args.batch,), device=device)

@@ -88,10 +88,9 @@ DEMO_BAR = {"mean_agreement": 0.90, "min_class_agreement": 0.75, "fid_drop": 5.0
 
 def untrained_generator(cfg) -> torch.nn.Module:
     """G exactly as the training loop initialised it (same seed, same build order)."""
-    from biggan.models import build_models
+    from biggan.models import build_models, seeded
 
-    torch.manual_seed(cfg.train.seed)
-    G, _D = build_models(cfg.model)
+    G, _D = build_models(cfg.model, seeded(cfg.train.seed))  # no global RNG: other nodes run in threads
     return G
 
 

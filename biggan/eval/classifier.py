@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from biggan.files import sha256_file
+from biggan.models import seeded
+from biggan.models.init import build
 
 # Inputs larger than this are downsampled first: the classifier only has to separate the
 # dataset's classes, and a small input keeps training a CPU job of minutes, not hours.
@@ -127,9 +129,10 @@ def train_classifier(
                                  cached=True)
 
     info = load_dataset_info(train_shards)
-    torch.manual_seed(seed)
     device = torch.device(device)
-    model = DatasetClassifier(num_classes=info.num_classes, input_size=min(info.resolution, MAX_INPUT_SIZE)).to(device)
+    # torch's default initialisation, drawn from the seed alone (no global RNG: nodes run in threads).
+    model = build(DatasetClassifier, num_classes=info.num_classes, input_size=min(info.resolution, MAX_INPUT_SIZE),
+                  generator=seeded(seed), orthogonal=False).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
     for _epoch in range(epochs):

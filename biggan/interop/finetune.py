@@ -55,6 +55,7 @@ def init_from(
     source_state: Mapping[str, Mapping[str, Tensor]],  # {"G": ..., "D": ..., "G_ema": ...} (our names)
     source_cfg: ModelConfig,
     target_cfg: ModelConfig,  # the config G, D and G_ema were built from
+    generator: torch.Generator | None = None,  # draws redrawn class embeddings; None = a fixed seed (0)
 ) -> InitReport:
     """Copy the source weights into G, D, G_ema; redraw class embeddings if the class count differs.
 
@@ -62,6 +63,7 @@ def init_from(
     is changed before every net has been checked.
     """
     report = InitReport(source_cfg.num_classes, target_cfg.num_classes)
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)  # never the global RNG
     fields = ("resolution", "ch", "d_ch", "dim_z", "shared_dim", "shared", "hier", "g_attention",
               "d_attention", "sn_tracked_svs")
     for name in fields:
@@ -88,7 +90,7 @@ def init_from(
         target = model.state_dict()
         target.update(kept)
         for key, columns in redraw.items():
-            value = fresh[key].clone() if net == "G_ema" and key in fresh else _redraw(key, target[key])
+            value = fresh[key].clone() if net == "G_ema" and key in fresh else _redraw(key, target[key], generator)
             if columns is not None and key in sources[net]:
                 _keep_z_columns(value, sources[net][key], columns)
             target[key] = value
@@ -127,15 +129,15 @@ def _z_columns_mismatch(net: str, model: nn.Module, src: dict[str, Tensor], redr
 
 
 @torch.no_grad()
-def _redraw(key: str, current: Tensor) -> Tensor:
+def _redraw(key: str, current: Tensor, generator: torch.Generator) -> Tensor:
     """A fresh tensor for `key` as our models initialise it (see module docstring)."""
     if re.search(r"\.u\d+$", key):
-        return torch.randn_like(current)
+        return torch.randn(current.shape, generator=generator, dtype=current.dtype).to(current.device)
     if re.search(r"\.sv\d+$", key):
         return torch.ones_like(current)
-    fresh = torch.empty_like(current)
-    init.orthogonal_(fresh)
-    return fresh
+    fresh = torch.empty(current.shape, dtype=current.dtype)
+    init.orthogonal_(fresh, generator=generator)
+    return fresh.to(current.device)
 
 
 @torch.no_grad()

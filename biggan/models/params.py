@@ -46,10 +46,10 @@ class PaperRow:
 
 
 def count_parameters(cfg: ModelConfig) -> ParamCount:
-    from biggan.models import build_models  # local: params is imported by the CLI at start-up
+    from biggan.models import Discriminator, Generator  # local: params is imported by the CLI at start-up
 
     with torch.device("meta"):
-        G, D = build_models(cfg)
+        G, D = Generator(cfg), Discriminator(cfg)
     shared = G.shared.weight.numel() if G.shared is not None else 0
     return ParamCount(
         generator=sum(p.numel() for p in G.parameters()),

@@ -11,7 +11,7 @@ import torch
 
 from biggan.config import ExperimentConfig
 from biggan.interop import InitReport, init_from
-from biggan.models import Generator, build_models
+from biggan.models import Generator, build_models, empty, seeded
 from biggan.models.batchnorm import CrossReplicaReducer, set_bn_reducer
 from biggan.runs import RunStore
 from biggan.runs.naming import find_checkpoint
@@ -84,9 +84,9 @@ def apply_optimizer_settings(optimizer: torch.optim.Optimizer, lr: float, cfg: E
 def build_training_state(cfg: ExperimentConfig, device: torch.device, world: int) -> TrainingState:
     """Networks, optimizers, EMA and monitor, initialised identically on every rank."""
     tcfg = cfg.train
-    torch.manual_seed(tcfg.seed)  # same initialisation everywhere; the loop broadcasts to be certain
-    G, D = build_models(cfg.model)
-    G_ema = Generator(cfg.model)  # local BN reducer: sampling on rank 0 alone must not all-reduce
+    # Same initialisation everywhere, from the seed alone (the loop broadcasts to be certain).
+    G, D = build_models(cfg.model, seeded(tcfg.seed))
+    G_ema = empty(Generator, cfg.model)  # local BN reducer: sampling on rank 0 alone must not all-reduce
     G_ema.load_state_dict(G.state_dict())
     memory_format = torch.channels_last if tcfg.channels_last else torch.contiguous_format
     for net in (G, D, G_ema):
@@ -123,11 +123,13 @@ def start_from_source(state: TrainingState, cfg: ExperimentConfig, store: RunSto
     before the initial-weight broadcast: each rank reads the source itself, so a bad source fails
     on all ranks alike instead of leaving the others waiting in a broadcast. The optimizers stay
     the fresh ones `build_training_state` made, and the run starts at iteration 0. Class
-    embeddings redrawn for a new class count use the global RNG, seeded alike on every rank.
+    embeddings redrawn for a new class count are drawn from the run's seed, alike on every rank.
     """
     run, info = find_checkpoint(cfg.run_root, cfg.train.init_from or "")
     source = run.load_state(info, map_location="cpu")  # the optimizer states in it are never moved
-    report = init_from(state.G, state.D, state.G_ema, source, config_of(source).model, cfg.model)
+    # Redrawn class embeddings come from the run's seed: the same on every rank and in every rerun.
+    report = init_from(state.G, state.D, state.G_ema, source, config_of(source).model, cfg.model,
+                       generator=seeded(cfg.train.seed))
     if dist.rank() == 0:
         print(f"[rank 0] started from {info.uri} (iteration {info.iteration}): {report.summary()}", flush=True)
         store.file(INIT_FILE).write_json({
