@@ -19,12 +19,13 @@ import time
 import torch
 
 from biggan.eval.metrics import compute_metrics
-from biggan.eval.session import ensure_classifier, open_checkpoint, with_eval
+from biggan.eval.session import ensure_classifier, open_session
+from biggan.runs.opened import with_eval
 
 
 def fid_with_standing_seed(run: str, checkpoint: str | None, passes: int, batch: int, seed: int,
                            sample_seed: int, num_samples: int | None, classifier: str | None) -> float:
-    session = open_checkpoint(run, checkpoint, {"standing_passes": passes, "standing_batch": batch, "seed": seed},
+    session = open_session(run, checkpoint, {"standing_passes": passes, "standing_batch": batch, "seed": seed},
                               classifier=classifier)
     session.generator(session.cfg.eval.truncation)  # standing statistics drawn with `seed`
     session.cfg = with_eval(session.cfg, {"seed": sample_seed})  # then the same samples for every seed
@@ -43,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    first = open_checkpoint(args.run, args.checkpoint)
+    first = open_session(args.run, args.checkpoint)
     trained = ensure_classifier(first.cfg, first.device)
     classifier = None if trained is None else str(trained.path)
     print(f"run {first.store.uri}, {first.info.name}; FID on {args.samples or first.cfg.eval.num_samples} "

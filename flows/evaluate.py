@@ -21,9 +21,10 @@ from prefect.cache_policies import NO_CACHE
 from biggan.config import EvalConfig, ExperimentConfig
 from biggan.eval import history
 from biggan.eval.memorization import memorization_check
-from biggan.eval.session import ensure_classifier, with_eval
+from biggan.eval.session import ensure_classifier
 from biggan.eval.truncation import truncation_curve_of_checkpoint
 from biggan.runs import RunStore
+from biggan.runs.opened import with_eval
 from flows.artifacts import publish_evaluation, publish_memorization, publish_truncation
 from flows.labels import for_run, label_flow_run, run_tags
 from flows.params import EvalOverrides, as_eval_overrides
@@ -45,7 +46,7 @@ def run_config_task(run: str, eval_overrides: dict[str, Any]) -> ExperimentConfi
 @task(cache_policy=NO_CACHE, retries=1, retry_condition_fn=retry_unless_user_error)
 def dataset_classifier_task(config: ExperimentConfig) -> str | None:
     """Train the dataset classifier once per shard set (cached by fingerprint); None if unused."""
-    from biggan.eval.device import resolve_device
+    from biggan.sampling.device import resolve_device
 
     trained = ensure_classifier(config, resolve_device(config.eval.device))
     if trained is None:

@@ -64,26 +64,21 @@ def open_run(run_ref: str, store: str):
         raise click.ClickException(str(err)) from None
 
 
-def open_checkpoint(run, checkpoint: str | None, ema: bool, truncation: float | None, seed: int):
-    """(G in eval mode with standing statistics at `truncation`, the run's config, the checkpoint)."""
+def open_for_sampling(run, checkpoint: str | None, ema: bool, truncation: float | None):
+    """(G ready to sample at `truncation`, the run's config, the checkpoint), opened as evaluation
+    opens it (biggan.runs.opened: eval.device, eval.standing_passes); errors are one line."""
+    from biggan.config import ConfigError
     from biggan.runs import CheckpointDamaged, RunNotFound
-    from biggan.runs.networks import config_of, generator_from_state
-    from biggan.sampling.standing import standing_stats_
+    from biggan.runs.opened import open_checkpoint
 
     try:
-        info = run.checkpoint(checkpoint) if checkpoint else run.checkpoint_to_evaluate()
-        state = run.load_state(info)
-    except (CheckpointDamaged, RunNotFound) as err:
+        opened = open_checkpoint(run, checkpoint)
+    except (CheckpointDamaged, RunNotFound, ConfigError) as err:
         raise click.ClickException(str(err)) from None
-    cfg = config_of(state)
-    G = generator_from_state(state, ema=ema, channels_last=cfg.train.channels_last)
-    standing_stats_(G, cfg.model.num_classes, cfg.train.standing_stats_batches,
-                    min(cfg.train.batch_size, 64), truncation, "cpu", prior=cfg.model.latent, seed=seed)
-    return G, cfg, info
+    return opened.generator(truncation, ema=ema), opened.cfg, opened.info
 
 
-def resolve_experiment(preset: str, overrides: tuple[str, ...],
-                       extra: dict[str, Any] | None = None) -> ExperimentConfig:
+def preset_config(preset: str, overrides: tuple[str, ...], extra: dict[str, Any] | None = None) -> ExperimentConfig:
     """Preset + overrides, validated once; a bad key or value exits with a readable message."""
     try:
         pairs = dict(parse_override(text) for text in overrides)

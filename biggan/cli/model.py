@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from biggan.cli.common import echo_json, main, open_run, resolve_experiment, run_options
+from biggan.cli.common import echo_json, main, open_run, preset_config, run_options
 
 
 @main.command("params")
@@ -27,7 +27,7 @@ def params(tables: tuple[str, ...], preset: str | None, overrides: tuple[str, ..
     from biggan.models.params import TABLE1, TABLE3, TABLE3_FIT, comparison, count_parameters, format_table
 
     if preset is not None:
-        cfg = resolve_experiment(preset, overrides).model
+        cfg = preset_config(preset, overrides).model
         if cfg.num_classes is None:  # it comes from the shard set; count ImageNet's unless --set
             cfg = cfg.model_copy(update={"num_classes": 1000})
         count = count_parameters(cfg)
@@ -54,21 +54,23 @@ def params(tables: tuple[str, ...], preset: str | None, overrides: tuple[str, ..
 @click.option("--classes", default="0,1", show_default=True, help="Comma-separated class indices, one row each.")
 @click.option("--steps", type=int, default=8, show_default=True, help="Images per row, endpoints included.")
 @click.option("--truncation", type=float, default=None, help="Resample |z| above this threshold (Section 3.1).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the latents (the standing statistics use eval.seed).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
 def interpolate_command(run_ref: str, store: str, checkpoint: str | None, classes: str, steps: int,
                         truncation: float | None, seed: int, out: Path) -> None:
-    """Interpolation grids from a checkpoint's EMA G: z with class fixed, class with z fixed."""
-    from biggan.cli.common import open_checkpoint
+    """Interpolation grids from a checkpoint's EMA G (Appendix A, Figures 8-9): z and class together
+    (joint), class with z fixed, z with class fixed."""
+    from biggan.cli.common import open_for_sampling
     from biggan.cli.train import parse_classes
-    from biggan.sampling.sheets import save_interpolations
+    from biggan.sampling.sheets import INTERPOLATION_MODES, save_interpolations
 
     if steps < 2:
         raise click.UsageError("--steps must be at least 2")
-    G, cfg, info = open_checkpoint(open_run(run_ref, store), checkpoint, ema=True, truncation=truncation, seed=seed)
+    G, cfg, info = open_for_sampling(open_run(run_ref, store), checkpoint, ema=True, truncation=truncation)
     class_list = parse_classes(classes, cfg.model.num_classes)
     written = {}
-    for mode in ("z", "class"):
+    for mode in INTERPOLATION_MODES:
         path = Path(out) / f"interp_{mode}_{info.name}.png"
         written[mode] = save_interpolations(G, path, class_list, steps, truncation, seed, mode=mode,
                                             prior=cfg.model.latent).uri
@@ -83,7 +85,7 @@ def config_command(preset: str, overrides: tuple[str, ...], as_json: bool) -> No
     """Every config key with its type, its value in PRESET and what it means (what --set takes)."""
     from biggan.config.listing import format_keys, list_keys
 
-    keys = list_keys(resolve_experiment(preset, overrides))
+    keys = list_keys(preset_config(preset, overrides))
     if as_json:
         echo_json([{"key": k.key, "type": k.type, "value": k.value, "description": k.description} for k in keys])
     else:

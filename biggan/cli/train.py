@@ -94,20 +94,21 @@ def _ago(seconds: float) -> str:
 @click.option("--classes", default="0", show_default=True, help="Comma-separated class indices, one row each.")
 @click.option("--per-class", type=int, default=8, show_default=True, help="Samples per class.")
 @click.option("--truncation", type=float, default=None, help="Resample |z| above this threshold (Section 3.1).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the latents (the standing statistics use eval.seed).")
 @click.option("--raw", is_flag=True, help="Use the trained G instead of the EMA G.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output folder.")
 def sample_command(run_ref: str, store: str, checkpoint: str | None, classes: str, per_class: int,
                    truncation: float | None, seed: int, raw: bool, out: Path) -> None:
     """PNG samples per class (OUT/<class>/*.png) and a sheet, from a checkpoint's EMA G with standing
-    statistics (Appendix C.1)."""
+    statistics (Appendix C.1), drawn as evaluation draws them (eval.device, eval.standing_passes)."""
     import torch
 
-    from biggan.cli.common import open_checkpoint
+    from biggan.cli.common import open_for_sampling
     from biggan.sampling.sheets import draw_class_samples, save_class_folders, save_grid_atomic
 
     run = open_run(run_ref, store)
-    G, cfg, info = open_checkpoint(run, checkpoint, ema=not raw, truncation=truncation, seed=seed)
+    G, cfg, info = open_for_sampling(run, checkpoint, ema=not raw, truncation=truncation)
     class_list = parse_classes(classes, cfg.model.num_classes)
     name = f"samples_{info.name}_t{truncation if truncation is not None else 'none'}.png"
     rows = draw_class_samples(G, class_list, per_class, truncation, seed, prior=cfg.model.latent)

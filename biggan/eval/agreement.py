@@ -108,9 +108,9 @@ def quality_check(
 
     from biggan.eval.history import record_meta, recorded_figure
     from biggan.eval.metrics import compute_metrics
-    from biggan.eval.session import open_checkpoint
+    from biggan.eval.session import open_session
 
-    session = open_checkpoint(store, checkpoint, None, classifier)
+    session = open_session(store, checkpoint, None, classifier)
     cfg, ecfg = session.cfg, session.cfg.eval
     judge = train_judge(cfg.data.train_shards, cfg.data.val_shards)
     classes = cfg.model.num_classes

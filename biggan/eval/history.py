@@ -12,7 +12,7 @@ from typing import Any
 
 from biggan.config import EvalConfig
 from biggan.eval.metrics import compute_metrics
-from biggan.eval.session import EvalSession, open_checkpoint
+from biggan.eval.session import EvalSession, open_session
 from biggan.files import save_figure_atomic
 from biggan.runs import CheckpointInfo, RunStore
 from biggan.runs.evaluations import iter_figures
@@ -38,7 +38,7 @@ def score_checkpoint(store: RunStore, checkpoint: str, eval_cfg: EvalConfig | No
     """Score one checkpoint with every metric of eval.metrics it lacks; record each; return
     {"checkpoint", "iteration", "metrics": {figure: value}} over all its metrics."""
     with store.evaluations.lease(store.checkpoint(checkpoint).name):
-        session = open_checkpoint(store, checkpoint, eval_cfg, classifier)
+        session = open_session(store, checkpoint, eval_cfg, classifier)
         ecfg = session.cfg.eval
         todo = [m for m in ecfg.metrics if session.info.name not in store.evaluations.scored(m, ecfg.truncation)]
         if todo:

@@ -167,9 +167,9 @@ def train_chunks(shard_dir: str, batch_size: int, limit: int | None) -> Iterator
 
 def memorization_check(store: RunStore, checkpoint: str | None, eval_cfg=None, classifier: str | None = None) -> dict:
     """D accuracy on real train vs real held-out images, and the NN check; writes <run>/memorization/."""
-    from biggan.eval.session import open_checkpoint
+    from biggan.eval.session import open_session
 
-    session = open_checkpoint(store, checkpoint, eval_cfg, classifier)
+    session = open_session(store, checkpoint, eval_cfg, classifier)
     cfg, device = session.cfg, session.device
     ecfg, mcfg = cfg.eval, cfg.model
     if cfg.data.val_shards is None:

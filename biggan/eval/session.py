@@ -1,7 +1,8 @@
-"""One way into a checkpoint for evaluation: `open_checkpoint` returns a session holding the
-run's config (with eval overrides), G_ema with standing statistics for any truncation, the raw
-G and D on demand, the feature extractor, the reference, and every feature pass already made,
-so each node asks for what it needs and nothing is computed twice."""
+"""One way into a checkpoint for evaluation: `open_session` opens it as every sampler does
+(biggan.runs.opened) and returns a session holding the run's config (with eval overrides), G_ema
+with standing statistics for any truncation, the raw G and D on demand, the feature extractor,
+the reference, and every feature pass already made, so each node asks for what it needs and
+nothing is computed twice."""
 
 from __future__ import annotations
 
@@ -12,9 +13,8 @@ from typing import Any
 
 import torch
 
-from biggan.config import ConfigError, EvalConfig, ExperimentConfig, apply_overrides
+from biggan.config import ConfigError, EvalConfig, ExperimentConfig
 from biggan.eval.classifier import TrainedClassifier, train_classifier
-from biggan.eval.device import resolve_device
 from biggan.eval.extractors import (
     Extractor,
     dataset_classifier_extractor,
@@ -25,9 +25,9 @@ from biggan.eval.extractors import (
 from biggan.eval.feature_pass import FeatureBank, extract
 from biggan.eval.reference import Reference, published_reference, shard_fingerprint, shard_reference
 from biggan.runs import CheckpointInfo, RunStore
-from biggan.runs.networks import config_of, discriminator_from_state, generator_from_state
+from biggan.runs.networks import discriminator_from_state, generator_from_state
+from biggan.runs.opened import open_checkpoint, prepare_for_sampling
 from biggan.sampling.images import generated_batches
-from biggan.sampling.standing import standing_stats_
 
 
 def cache_dir(cfg: ExperimentConfig) -> Path:
@@ -49,15 +49,6 @@ def ensure_classifier(cfg: ExperimentConfig, device: torch.device | str = "cpu")
                             seed=cfg.eval.seed, device=device)
 
 
-def with_eval(cfg: ExperimentConfig, eval_overrides: dict[str, Any] | EvalConfig | None) -> ExperimentConfig:
-    """The run's config with a caller's eval section (an EvalConfig, or dotted overrides of the run's)."""
-    if eval_overrides is None:
-        return cfg
-    if isinstance(eval_overrides, EvalConfig):
-        return cfg.model_copy(update={"eval": eval_overrides})
-    return cfg.model_copy(update={"eval": apply_overrides(cfg.eval, eval_overrides)})
-
-
 @dataclass
 class EvalSession:
     store: RunStore  # the run
@@ -75,12 +66,8 @@ class EvalSession:
     # ---------------------------------------------------------------- networks
 
     def prepared(self, G: torch.nn.Module, truncation: float | None) -> torch.nn.Module:
-        """Appendix C.1 standing statistics at the sampling truncation, then eval mode."""
-        ecfg = self.cfg.eval
-        G.to(self.device)
-        standing_stats_(G, self.cfg.model.num_classes, ecfg.standing_passes, ecfg.standing_batch, truncation,
-                        self.device, prior=self.cfg.model.latent, seed=ecfg.seed)
-        return G.eval()
+        """Appendix C.1 standing statistics at the sampling truncation, then eval mode (as every sampler)."""
+        return prepare_for_sampling(G, self.cfg, truncation, self.device)
 
     def generator(self, truncation: float | None) -> torch.nn.Module:
         """G_ema with standing statistics taken at `truncation` (recomputed only when it changes)."""
@@ -154,17 +141,13 @@ class EvalSession:
         return self._banks[key]
 
 
-def open_checkpoint(
+def open_session(
     run: str | RunStore,
     checkpoint: str | None = None,  # name or iteration; None = the one the run marked for evaluation
     eval_overrides: dict[str, Any] | EvalConfig | None = None,
     classifier: str | None = None,  # a trained dataset classifier file, to skip the cache lookup
 ) -> EvalSession:
     """The evaluation session of one checkpoint of a run."""
-    store = run if isinstance(run, RunStore) else RunStore(run)
-    store.require()
-    info = store.checkpoint(checkpoint) if checkpoint else store.checkpoint_to_evaluate()
-    state = store.load_state(info)
-    cfg = with_eval(config_of(state), eval_overrides)
-    return EvalSession(store=store, info=info, cfg=cfg, device=resolve_device(cfg.eval.device), state=state,
-                       classifier=classifier)
+    opened = open_checkpoint(run, checkpoint, eval_overrides)
+    return EvalSession(store=opened.store, info=opened.info, cfg=opened.cfg, device=opened.device,
+                       state=opened.state, classifier=classifier)

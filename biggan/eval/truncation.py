@@ -151,9 +151,9 @@ def truncation_curve_of_checkpoint(
 ) -> dict:
     """The curve of a checkpoint's EMA G into <run>/truncation; the IS-matching point uses the
     val shards' real IS."""
-    from biggan.eval.session import open_checkpoint
+    from biggan.eval.session import open_session
 
-    session = open_checkpoint(store, checkpoint, eval_cfg, classifier)
+    session = open_session(store, checkpoint, eval_cfg, classifier)
     val = session.cfg.data.val_shards
     val_is = real_inception_score(session, val) if val is not None else None
     out = truncation_curve(session, store.file("truncation"), val_is)

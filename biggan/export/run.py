@@ -5,9 +5,9 @@ BigGAN-PyTorch's own files.
     OUT/bigganpytorch/G.pth, D.pth, G_ema.pth, state_dict.pth, *_optim.pth  export_bigganpytorch
 
 The generator files hold a COPY of the checkpoint's G_ema with standing statistics (Appendix
-C.1) computed as evaluation computes them: the run's eval.standing_passes passes of
-eval.standing_batch latents at the truncation the run evaluates at (eval.truncation), or at
-`truncation` when given, seeded with eval.seed. `bigganpytorch/` holds the checkpoint's tensors
+C.1) computed as evaluation computes them (biggan.runs.opened, on eval.device): the run's
+eval.standing_passes passes of eval.standing_batch latents at the truncation the run evaluates at
+(eval.truncation), or at `truncation` when given, seeded with eval.seed. `bigganpytorch/` holds the checkpoint's tensors
 exactly as saved (BN running statistics as trained, which is what their `--G_eval_mode` samples
 with), so importing it back gives the checkpoint again.
 """
@@ -17,13 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from biggan.export.bigganpytorch import export_bigganpytorch
 from biggan.export.generator import DESCRIPTION, WEIGHTS, export_generator
 from biggan.runs import CheckpointInfo, RunStore
-from biggan.runs.networks import config_of, generator_from_state
-from biggan.sampling.standing import standing_stats_
+from biggan.runs.networks import generator_from_state
+from biggan.runs.opened import open_checkpoint, prepare_for_sampling
 
 BIGGANPYTORCH_DIR = "bigganpytorch"
 
@@ -34,18 +32,17 @@ def export_run(
     checkpoint: str | None = None,  # name or iteration; None = the one the run marked for evaluation
     truncation: float | None = None,  # standing statistics' threshold; None = the run's eval.truncation
     program: str | None = "pt2",  # "pt2", "ts" or None (weights and JSON only)
-    warn=print,  # says when the marked checkpoint is damaged and another is used
 ) -> dict[str, Any]:
-    """Write both exports of one checkpoint; returns where everything went (JSON-ready)."""
-    info: CheckpointInfo = run.checkpoint(checkpoint) if checkpoint else run.checkpoint_to_evaluate(warn)
-    state = run.load_state(info)
-    cfg = config_of(state)
+    """Write both exports of one checkpoint; returns where everything went (JSON-ready). Without
+    `checkpoint`, the run's checkpoint to evaluate (a warning says when the marked one is damaged
+    and another is used; a collapsed run's never comes from after the collapse)."""
+    opened = open_checkpoint(run, checkpoint)  # as every sampler opens it (biggan.runs.opened)
+    info: CheckpointInfo = opened.info
+    state, cfg = opened.state, opened.cfg
     threshold = truncation if truncation is not None else cfg.eval.truncation
     ecfg = cfg.eval
-    device = "cuda" if torch.cuda.is_available() else "cpu"  # standing statistics are G forwards only
-    G_ema = generator_from_state(state, ema=True).to(device)
-    standing_stats_(G_ema, cfg.model.num_classes, ecfg.standing_passes, ecfg.standing_batch, threshold, device,
-                    prior=cfg.model.latent, seed=ecfg.seed)
+    # In NCHW (not the run's training layout): the exported program and weights are plain tensors.
+    G_ema = prepare_for_sampling(generator_from_state(state, ema=True), cfg, threshold, opened.device)
     out = Path(out_dir)
     source = {"run": run.uri, "checkpoint": info.uri, "iteration": info.iteration}
     description = export_generator(G_ema.cpu(), cfg.model, out, standing_truncation=threshold,

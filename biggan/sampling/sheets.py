@@ -1,8 +1,8 @@
 """Class-conditional sample sheets and interpolation grids, saved as PNG (atomic writes).
 
-Interpolations as in the paper's Figures (Appendix D): z interpolated with the class held
-fixed, and the class embedding interpolated with z held fixed (BigGAN-PyTorch
-`sample_sheet` / `interp_sheet`). Images are drawn in eval mode, so call
+Interpolations as in the paper's Appendix A: z and the class embedding interpolated together
+between two (z, c) pairs (Figure 8), the class embedding interpolated with z held fixed
+(Figure 9), and z interpolated with the class held fixed (BigGAN-PyTorch `interp_sheet`, fix_y). Images are drawn in eval mode, so call
 `biggan.sampling.standing.standing_stats_` (or use the EMA G with its statistics) first.
 """
 
@@ -85,6 +85,9 @@ def save_class_folders(rows: list[Tensor], classes: list[int], out: Path | str |
     return paths
 
 
+INTERPOLATION_MODES = ("joint", "class", "z")
+
+
 def save_interpolations(
     G: nn.Module,
     path: Path | str | Location,
@@ -92,10 +95,12 @@ def save_interpolations(
     steps: int,  # images per row, endpoints included
     truncation: float | None,
     seed: int,
-    mode: Literal["z", "class"] = "z",  # "z": class fixed, z varies; "class": z fixed, class varies
+    mode: Literal["joint", "class", "z"] = "z",  # joint: z and class vary (Fig. 8); class: z fixed (Fig. 9); z
     prior: Prior = "normal",
 ) -> Path:
-    """Interpolation grid: linear paths between two latents, or between two class conditionings."""
+    """Interpolation grid: linear paths between two latents, two class conditionings, or two (z, c) pairs.
+    Row r goes from classes[r] to classes[r+1] (the last row back to the first) in modes "joint" and
+    "class", and stays on classes[r] in mode "z"."""
     if steps < 2 or not classes:
         raise ValueError("interpolations need at least one class and two steps")
     generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -109,14 +114,18 @@ def save_interpolations(
             z_b = sample_latents(n, G.dim_z, truncation, prior, generator, "cpu").to(device)
             z = torch.lerp(z_a[:, None], z_b[:, None], alphas).reshape(n * steps, -1)
             cond = G.class_condition(y).repeat_interleave(steps, dim=0)
-        elif mode == "class":
-            z = sample_latents(n, G.dim_z, truncation, prior, generator, "cpu").to(device)
-            z = z.repeat_interleave(steps, dim=0)
+        elif mode in ("class", "joint"):
+            z_a = sample_latents(n, G.dim_z, truncation, prior, generator, "cpu").to(device)
+            if mode == "joint":  # both ends are new (z, c) pairs: z moves with the class
+                z_b = sample_latents(n, G.dim_z, truncation, prior, generator, "cpu").to(device)
+                z = torch.lerp(z_a[:, None], z_b[:, None], alphas).reshape(n * steps, -1)
+            else:
+                z = z_a.repeat_interleave(steps, dim=0)
             c_a = G.class_condition(y)
             c_b = G.class_condition(torch.roll(y, -1))
             cond = torch.lerp(c_a[:, None], c_b[:, None], alphas).reshape(n * steps, -1)
         else:
-            raise ValueError(f"unknown interpolation mode {mode!r}; use 'z' or 'class'")
+            raise ValueError(f"unknown interpolation mode {mode!r}; use one of {', '.join(INTERPOLATION_MODES)}")
     with eval_mode(G):
         images = G.forward_conditioned(z, cond).cpu()
     return save_grid_atomic(images, path, nrow=steps)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from biggan.eval.device import resolve_device
+from biggan.sampling.device import resolve_device
 from biggan.eval.history import pending_checkpoints, plot_history, score_checkpoint
 from biggan.runs import RunStore
 

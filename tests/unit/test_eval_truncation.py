@@ -35,7 +35,7 @@ def test_operating_points_nearest_when_real_is_is_out_of_reach():
 
 
 def test_truncation_curve_writes_consistent_files(digits_shards, tmp_path):
-    from biggan.eval.session import open_checkpoint
+    from biggan.eval.session import open_session
     from biggan.eval.truncation import truncation_curve
     from biggan.runs import RunStore
     from tests.unit._eval_fixtures import save_tiny_checkpoint, tiny_config
@@ -43,7 +43,7 @@ def test_truncation_curve_writes_consistent_files(digits_shards, tmp_path):
     torch.set_num_threads(1)
     cfg = tiny_config(tmp_path / "runs", digits_shards)
     save_tiny_checkpoint(cfg, 7)
-    session = open_checkpoint(RunStore(cfg.run_uri))
+    session = open_session(RunStore(cfg.run_uri))
     out_dir = session.store.file("truncation")
     out = truncation_curve(session, out_dir, val_is=1.5, num_samples=30, grid_per_class=2)
 

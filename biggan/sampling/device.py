@@ -1,4 +1,4 @@
-"""Where evaluation runs: `eval.device` is `auto` (the GPU when there is one), `cpu` or
+"""Where sampling and evaluation run: `eval.device` is `auto` (the GPU when there is one), `cpu` or
 `cuda[:N]`. Every downstream node, the dataset classifier and the nearest-neighbour backbone use
 the device this resolves to."""
 
