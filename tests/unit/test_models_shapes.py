@@ -84,16 +84,29 @@ def test_forward_backward_32px_cpu():
 
 @pytest.mark.parametrize("shared,hier", [(True, True), (True, False), (False, False), (False, True)])
 def test_ablation_toggles_run(shared, hier):
-    cfg = ModelConfig(resolution=32, num_classes=5, ch=4, dim_z=20, shared_dim=8, shared=shared, hier=hier,
+    """dim_z 22: hier splits it into 1 + 3 blocks = 4 chunks of 5 (rounded down to 20, as
+    BigGAN-PyTorch does); block i's BN sees [class embedding, chunk i + 1], the linear chunk 0.
+    Without hier all 22 go into the linear and the BNs see the class embedding alone."""
+    cfg = ModelConfig(resolution=32, num_classes=5, ch=4, dim_z=22, shared_dim=8, shared=shared, hier=hier,
                       g_attention=None, d_attention=None)
     G = Generator(cfg)
     assert (G.shared is not None) == shared
-    assert G.dim_z == (20 if hier else 20)  # 20 = 4 chunks of 5 with hier
-    first_in = G.linear.in_features
-    assert first_in == (5 if hier else 20)  # hier: z chunk only; otherwise the whole z
-    cond_dim = G.blocks[0][0].bn1.cond_dim
-    assert cond_dim == (8 if shared else 5) + (5 if hier else 0)
-    assert G(torch.randn(3, G.dim_z), torch.tensor([0, 1, 4])).shape == (3, 3, 32, 32)
+    assert G.dim_z == (20 if hier else 22)
+    assert G.linear.in_features == (5 if hier else 22)  # hier: z chunk only; otherwise the whole z
+    class_dim = 8 if shared else 5
+    assert [s[0].bn1.cond_dim for s in G.blocks] == [class_dim + (5 if hier else 0)] * 3
+    seen: list[torch.Tensor] = []
+    for stage in G.blocks:
+        stage[0].bn1.register_forward_hook(lambda module, args, out: seen.append(args[1].detach()))
+    linear_in: list[torch.Tensor] = []
+    G.linear.register_forward_hook(lambda module, args, out: linear_in.append(args[0].detach()))
+    z, y = torch.randn(3, G.dim_z), torch.tensor([0, 1, 4])
+    assert G(z, y).shape == (3, 3, 32, 32)
+    assert torch.equal(linear_in[0], z[:, :5] if hier else z)
+    for index, cond in enumerate(seen):
+        if hier:
+            assert torch.equal(cond[:, class_dim:], z[:, 5 * (index + 1):5 * (index + 2)]), f"block {index}"
+        assert torch.equal(cond[:, :class_dim], seen[0][:, :class_dim])  # the same class embedding everywhere
 
 
 def test_wrong_latent_size_is_a_clear_error():
@@ -109,7 +122,8 @@ def test_orthogonal_init():
 
 
 def test_channels_last_and_bf16_autocast_run():
-    """TrainConfig.channels_last / precision=bf16 paths: SN reshapes (not views) the weight."""
+    """TrainConfig.channels_last / precision=bf16 paths: SN reshapes (not views) the weight, and
+    every parameter of G and D still gets a finite gradient (none is cut off by a cast)."""
     cfg = ModelConfig(resolution=32, num_classes=5, ch=8, dim_z=32, shared_dim=16)
     G, D = build_models(cfg)
     G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
@@ -117,7 +131,9 @@ def test_channels_last_and_bf16_autocast_run():
     with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
         logits = D(G(z, y), y)
     logits.float().sum().backward()
-    assert all(torch.isfinite(p.grad).all() for p in G.parameters() if p.grad is not None)
+    for name, p in [("G." + n, p) for n, p in G.named_parameters()] + [("D." + n, p) for n, p in D.named_parameters()]:
+        assert p.grad is not None, f"{name} has no gradient"
+        assert torch.isfinite(p.grad).all(), name
 
 
 def test_attention_core_equals_autograd_bit_for_bit_and_the_paper_order_closely():
