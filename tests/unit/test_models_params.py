@@ -42,12 +42,31 @@ def test_params_command_prints_both_tables():
     assert table.exit_code == 0 and "158.3" in table.output and "Table 3" not in table.output
 
 
-def test_params_command_for_a_preset():
+def _params(*args: str) -> dict:
     from biggan.cli import main
 
-    result = CliRunner().invoke(main, ["params", "--preset", "digits32", "--set", "model.ch=16", "--json"])
+    result = CliRunner().invoke(main, ["params", "--preset", "digits32", *args, "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["G"] > 0
+    return json.loads(result.output)
+
+
+def test_params_command_for_a_preset_counts_the_networks_the_overrides_build():
+    """The figures are those of the G and D the preset builds with the --set overrides applied
+    (counted here on real networks), for ImageNet's 1000 classes unless --set says otherwise."""
+    from biggan.config import apply_overrides
+    from biggan.models import build_models
+    from biggan.presets import digits32
+
+    for sets, classes in (((), 1000), (("model.ch=16",), 1000), (("model.ch=16", "model.num_classes=10"), 10)):
+        shown = _params(*(arg for key in sets for arg in ("--set", key)))
+        overrides = dict(key.split("=") for key in sets)
+        cfg = apply_overrides(digits32(), {"model.num_classes": 1000, **overrides}).model
+        G, D = build_models(cfg)
+        g, d = sum(p.numel() for p in G.parameters()), sum(p.numel() for p in D.parameters())
+        assert shown == {"preset": "digits32", "num_classes": classes, "G": g, "D": d,
+                         "shared_embedding": classes * 32,  # digits32's shared_dim
+                         "total_without_shared": g + d - classes * 32}, sets
+    assert _params("--set", "model.ch=16")["G"] > _params()["G"]  # wider G, more parameters
 
 
 def test_table3_reading_full_jft_vocabulary_fits_within_a_tenth():
