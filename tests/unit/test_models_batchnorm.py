@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -102,25 +103,42 @@ def test_reducer_passed_at_construction():
     assert all(layer.reducer is reducer for layer in batchnorms(G))
 
 
-def test_cross_replica_reducer_single_process_group(tmp_path):
-    """A world of one: the all-reduce path runs (gloo, CPU) and equals local statistics."""
+def _cross_replica_rank(rank: int, world: int, init_file: str) -> None:
+    """One of `world` gloo processes: its quarter of a seeded batch through a cBN with the
+    cross-replica reducer must give what BatchNorm2d gives on the whole batch."""
     import torch.distributed as dist
 
-    if dist.is_initialized():  # another test owns a group; nothing to prove here
-        return
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        torch.manual_seed(2)
-        x = torch.randn(4, 3, 2, 2, requires_grad=True)
-        a = _zero_cbn(3, 2, 1e-4)
-        a.bn.reducer = CrossReplicaReducer()
-        out = a(x, torch.zeros(4, 2))
-        b = _zero_cbn(3, 2, 1e-4)
-        torch.testing.assert_close(out, b(x, torch.zeros(4, 2)), atol=1e-6, rtol=1e-6)
-        out.sum().backward()
-        assert x.grad is not None and torch.isfinite(x.grad).all()
+        torch.manual_seed(2)  # the same data on every rank
+        x = torch.randn(4 * world, 3, 5, 5) * 2 + 0.5
+        upstream = torch.randn_like(x)
+        ref = nn.BatchNorm2d(3, eps=1e-4, momentum=0.1)
+        whole = x.clone().requires_grad_(True)
+        expected = ref(whole)
+        (expected * upstream).sum().backward()
+        mine = slice(4 * rank, 4 * rank + 4)
+        cbn = _zero_cbn(3, 2, 1e-4)
+        cbn.bn.reducer = CrossReplicaReducer()
+        part = x[mine].clone().requires_grad_(True)
+        out = cbn(part, torch.zeros(4, 2))
+        (out * upstream[mine]).sum().backward()
+        torch.testing.assert_close(out.detach(), expected.detach()[mine], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(part.grad, whole.grad[mine], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(cbn.bn.running_mean, ref.running_mean, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(cbn.bn.running_var, ref.running_var, atol=1e-5, rtol=1e-5)
     finally:
         dist.destroy_process_group()
+
+
+@pytest.mark.timeout(120)
+def test_cross_replica_reducer_over_two_gloo_processes_equals_bn_over_the_whole_batch(tmp_path):
+    """Two real gloo processes (spawned, so no process group of this one is in the way): output,
+    input gradient and running statistics of each replica's part equal BN over the global batch."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_cross_replica_rank, args=(2, str(tmp_path / "pg")), nprocs=2, join=True)
 
 
 # --------------------------------------------------------------------------- fused BN + affine
