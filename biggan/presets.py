@@ -32,11 +32,16 @@ def imagenet128(
     hier: bool = True,
     ortho: bool = True,
 ) -> ExperimentConfig:
-    """Table 1 row 8 (ch96, batch 2048, shared + hier + ortho): the paper's BigGAN at 128x128."""
+    """Table 1 row 8 (ch96, batch 2048, shared + hier + ortho): the paper's BigGAN at 128x128.
+
+    The other rows of Table 1 are its arguments. Without hierarchical latents z has 128 dims, the
+    SA-GAN baseline's, and with them 120 (Appendix B: 6 chunks of 20): the sizes at which all five
+    of Table 1's parameter counts are reproduced (`biggan params`, biggan.models.params).
+    """
     return ExperimentConfig(
         preset="imagenet128",
         data=DataConfig(train_shards=_split(shards, "train"), val_shards=_split(shards, "val")),
-        model=ModelConfig(resolution=128, ch=ch, dim_z=120, shared=shared, hier=hier),
+        model=ModelConfig(resolution=128, ch=ch, dim_z=120 if hier else 128, shared=shared, hier=hier),
         train=TrainConfig(batch_size=2048, ortho=ortho, precision="auto", channels_last=True),
         cluster=ClusterConfig(num_workers=8, use_gpu=True, cpus_per_worker=8),
         eval=EvalConfig(standing_passes=100),  # Appendix C.1: "typically 100" forward passes
@@ -55,7 +60,12 @@ def imagenet256(shards: str = f"{DEFAULT_SHARD_ROOT}/imagenet256") -> Experiment
 
 
 def imagenet512(shards: str = f"{DEFAULT_SHARD_ROOT}/imagenet512") -> ExperimentConfig:
-    """Table 6 at 512x512 (Appendix B): dim_z 128, attention at 64."""
+    """Table 6 at 512x512 (Appendix B): dim_z 128, attention at 64.
+
+    Recipe: the paper's 512 px models saw only the ImageNet images whose short edge is at least
+    400 px (Appendix C), so shard with that filter (counted skips in dataset.json):
+    `biggan shard imagenet --root R --split train --resolution 512 --min-size 400 --out ...`.
+    """
     cfg = imagenet128(shards=shards)
     return cfg.model_copy(
         update={
@@ -69,7 +79,10 @@ def jft256(shards: str = f"{DEFAULT_SHARD_ROOT}/jft256", ch: int = 128) -> Exper
     """Section 5.2: the JFT-300M subset with the 8.5K most frequent labels at 256x256.
 
     The paper's best JFT model used ch=128 (Table 3); the FID/IS feature extractor is a
-    classifier trained on the dataset itself, as the paper did with an Inception v2 on JFT.
+    classifier trained on the dataset itself, as the paper did with an Inception v2 on JFT. Its
+    IS/FID are NOT comparable with Table 3's: the paper's classifier is an Inception v2 trained on
+    all of JFT-300M, ours a small convnet trained on your shards (biggan.eval.classifier); compare
+    runs scored with the same classifier file only.
     """
     cfg = imagenet128(shards=shards)
     return cfg.model_copy(

@@ -5,12 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+from biggan.timefmt import duration
 
 
 class ProgressLog:
@@ -31,7 +26,7 @@ class ProgressLog:
             elapsed = max(time.monotonic() - self.start, 1e-9)
             rate = self.images / elapsed
             left = self.total_images - self.images
-            eta = _duration(left / rate) if rate > 0 else "?"
+            eta = duration(left / rate) if rate > 0 else "?"
             pct = 100.0 * self.images / max(self.total_images, 1)
             how = " (verified, kept)" if reused else ""
             return (f"shard {self.shards}/{self.total_shards} {shard_name}{how}: "

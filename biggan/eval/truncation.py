@@ -4,6 +4,11 @@ Section 3.1: sampling z from a truncated normal (values beyond a threshold resam
 variety for fidelity; sweeping the threshold traces IS against FID. Table 2 reports three
 points of that curve: the best FID, the FID where IS equals the real validation data's IS,
 and the FID at the maximum IS.
+
+The untruncated sampler (z from the plain prior, threshold `None`) is a point of the curve too,
+the first one: Table 2's best FID can sit there (truncation trades FID for IS), so the best FID is
+chosen among every point, the untruncated one included. It is what the evaluate node scores by
+default, so its figures are usually read back, not recomputed.
 """
 
 from __future__ import annotations
@@ -16,15 +21,27 @@ from biggan.runs import RunStore
 from biggan.storage import Location
 
 COLUMNS = ("threshold", "IS", "IS_std", "FID")
+UNTRUNCATED = None  # the threshold of the plain prior's point
+
+
+def _spread(row: dict) -> float:
+    """Sort key from most variety to least: the untruncated point first, then falling thresholds."""
+    return float("inf") if row["threshold"] is UNTRUNCATED else row["threshold"]
+
+
+def threshold_label(threshold: float | None) -> str:
+    return "none" if threshold is UNTRUNCATED else f"{threshold:.3g}"
 
 
 def operating_points(rows: list[dict], val_is: float | None) -> dict:
     """Table 2's three points of a truncation curve.
 
-    `rows`: [{"threshold", "IS", "FID", ...}]. The IS-matching point: along the curve ordered
-    by threshold, the first segment whose IS range brackets `val_is` is interpolated linearly in
-    IS (threshold and FID both); when no segment brackets it (e.g. G never reaches the real IS),
-    the point with the nearest IS is taken. `method` says which was used.
+    `rows`: [{"threshold", "IS", "FID", ...}], threshold None = untruncated. The IS-matching point:
+    along the curve ordered by threshold, the first segment of two truncated points whose IS range
+    brackets `val_is` is interpolated linearly in IS (threshold and FID both); when none brackets it
+    (e.g. G never reaches the real IS, or it lies between the untruncated point and the largest
+    threshold, where no threshold can be interpolated), the point with the nearest IS is taken.
+    `method` says which was used.
     """
     if not rows:
         raise ValueError("no rows in the truncation curve")
@@ -38,7 +55,7 @@ def operating_points(rows: list[dict], val_is: float | None) -> dict:
     }
     if val_is is None:
         return out
-    ordered = sorted(rows, key=lambda r: -r["threshold"])
+    ordered = sorted((r for r in rows if r["threshold"] is not UNTRUNCATED), key=lambda r: -r["threshold"])
     for a, b in zip(ordered, ordered[1:]):
         lo, hi = sorted((a["IS"], b["IS"]))
         if lo <= val_is <= hi and a["IS"] != b["IS"]:
@@ -62,7 +79,7 @@ def write_table(rows: list[dict], out_dir: Location) -> tuple[Location, Location
     writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow(row)
+        writer.writerow({**row, "threshold": threshold_label(row["threshold"])})
     csv_path, json_path = out_dir / "curve.csv", out_dir / "curve.json"
     csv_path.write_text(buffer.getvalue())
     json_path.write_json(rows, indent=2)
@@ -76,11 +93,11 @@ def plot_curve(rows: list[dict], points: dict, path: Location, title: str) -> Lo
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ordered = sorted(rows, key=lambda r: -r["threshold"])
+    ordered = sorted(rows, key=_spread, reverse=True)
     fig, ax = plt.subplots(figsize=(6, 4.5))
     ax.plot([r["IS"] for r in ordered], [r["FID"] for r in ordered], "o-", color="tab:blue")
     for r in ordered:
-        ax.annotate(f"{r['threshold']:g}", (r["IS"], r["FID"]), textcoords="offset points", xytext=(4, 4))
+        ax.annotate(threshold_label(r["threshold"]), (r["IS"], r["FID"]), textcoords="offset points", xytext=(4, 4))
     if points.get("val_is") is not None:
         ax.axvline(points["val_is"], color="tab:gray", ls="--", lw=1, label=f"real val IS {points['val_is']:.2f}")
         ax.legend(loc="best")
@@ -115,8 +132,9 @@ def truncation_curve(
     num_samples: int | None = None,
     grid_per_class: int = 4,  # samples per class in each threshold's grid
 ) -> dict:
-    """Sweep thresholds; write curve.csv/json, curve.png, grid_t<thr>.png, operating_points.json.
-    A threshold the evaluate node already scored with the same settings is read back, not recomputed."""
+    """Sweep the untruncated sampler and the thresholds; write curve.csv/json, curve.png,
+    grid_t<thr>.png (grid_tnone.png untruncated), operating_points.json. A point the evaluate node
+    already scored with the same settings is read back, not recomputed."""
     from biggan.eval.history import record_meta, recorded_figure
     from biggan.eval.metrics import compute_metrics
     from biggan.sampling.sheets import save_sample_sheet
@@ -125,16 +143,16 @@ def truncation_curve(
     n = num_samples if num_samples is not None else cfg.eval.num_samples
     rows, grids = [], {}
     classes = list(range(min(cfg.model.num_classes, 10)))
-    for threshold in sorted(thresholds or cfg.eval.thresholds, reverse=True):
+    for threshold in [UNTRUNCATED, *sorted(thresholds or cfg.eval.thresholds, reverse=True)]:
         meta = record_meta(session, threshold, n)
         known = {m: recorded_figure(session.store, session.info.name, m, meta) for m in ("is", "fid")}
         if any(v is None for v in known.values()):  # standing stats at this truncation, then score
             known = compute_metrics(session, ["is", "fid"], threshold, n)
         rows.append({"threshold": threshold, **known["is"], **known["fid"]})
-        grid = out_dir / f"grid_t{threshold:g}.png"
+        grid = out_dir / f"grid_t{threshold_label(threshold)}.png"
         save_sample_sheet(session.generator(threshold), grid, classes, grid_per_class, threshold, cfg.eval.seed,
                           prior=cfg.model.latent)
-        grids[str(threshold)] = grid.uri
+        grids[threshold_label(threshold)] = grid.uri
     points = operating_points(rows, val_is)
     csv_path, json_path = write_table(rows, out_dir)
     plot = plot_curve(rows, points, out_dir / "curve.png", f"{cfg.name}: truncation curve")

@@ -21,8 +21,9 @@ activation is read in two reductions and written in one fused pass:
 where m1, m2 are the means of dxhat = gain * dy and of dxhat * xhat over the WHOLE batch: their
 per-channel sums go through the same reducer as the statistics (a second all-reduce across
 replicas), which is exactly the gradient of global-batch BN that the differentiable
-all-reduce of [sum, sum of squares] gave before. Double backward is not supported (BigGAN
-needs none: no gradient penalty).
+all-reduce of [sum, sum of squares] gave before. Double backward is not supported: the paper's
+BigGAN trains without a gradient penalty, but Section 4.2 studies one (R1 on D, which has no BN:
+this BN is G's only, and R1 differentiates D alone).
 """
 
 from __future__ import annotations

@@ -12,6 +12,12 @@ Only the first vector normalises the weight, and its update never depends on the
 vectors off between logging ticks (`extra_singular_values(..., enabled=False)`): sigma_0, u0
 and the gradient are bit-for-bit those of tracking all k, at half the per-forward op count
 for k = 3. At a tick every forward refreshes all k again, warm-started from the last tick.
+
+So the logged values are power-iteration estimates, not the Arnoldi iteration the paper uses to
+read the top three (Section 4.1): sigma_0 takes one warm-started step per forward and follows the
+weights closely; sigma_1 and sigma_2 take one step per logging tick. Against `torch.linalg.svdvals`
+on weights trained 100 iterations (digits32, a tick every 10) they were within 1.2%, 7.3% and 5.0%
+(tests/unit/test_models_sv_accuracy.py holds them to 3%, 15%, 15%). The collapse rule reads sigma_0 only.
 """
 
 from __future__ import annotations

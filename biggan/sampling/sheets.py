@@ -2,8 +2,9 @@
 
 Interpolations as in the paper's Appendix A: z and the class embedding interpolated together
 between two (z, c) pairs (Figure 8), the class embedding interpolated with z held fixed
-(Figure 9), and z interpolated with the class held fixed (BigGAN-PyTorch `interp_sheet`, fix_y). Images are drawn in eval mode, so call
-`biggan.sampling.standing.standing_stats_` (or use the EMA G with its statistics) first.
+(Figure 9), and z interpolated with the class held fixed (BigGAN-PyTorch `interp_sheet`, fix_y).
+Images are drawn in eval mode, so call `biggan.sampling.standing.standing_stats_` (or use the EMA
+G with its statistics) first.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Averages PARAMETERS only. Buffers (BN running statistics, SN u vectors and tracked singular
 values) are copied from the source, not averaged: an average of power-iteration vectors or
-of BN statistics belongs to no network (the STYLE note's warning about public EMA code).
+of BN statistics belongs to no network. (BigGAN-PyTorch's `utils.ema` lerps every entry of
+the state dict, buffers included.)
 The EMA G's BN statistics are recomputed with standing statistics before sampling anyway.
 Before `start` (paper silent; BigGAN-PyTorch starts at 20k iterations) the target simply
 tracks the source (decay 0).

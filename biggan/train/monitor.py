@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from biggan.config import CollapseConfig
+from biggan.timefmt import duration
 
 
 def grad_norm(module: nn.Module) -> float:
@@ -49,7 +50,7 @@ def progress_line(iteration: int, total: int, metrics: dict[str, float], images_
     return (f"[{iteration}/{total}] D {metrics.get('loss/D', float('nan')):.4f} "
             f"(real {metrics.get('loss/D_real', float('nan')):.4f}, "
             f"fake {metrics.get('loss/D_fake', float('nan')):.4f}) "
-            f"G {metrics.get('loss/G', float('nan')):.4f} | {images_per_s:.1f} img/s | ETA {_duration(eta)}")
+            f"G {metrics.get('loss/G', float('nan')):.4f} | {images_per_s:.1f} img/s | ETA {duration(eta)}")
 
 
 @dataclass
@@ -157,10 +158,3 @@ class DeadRunRule:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._streak = int(state.get("streak", 0))
-
-
-def _duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m{seconds % 60:02d}s"

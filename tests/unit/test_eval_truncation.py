@@ -28,6 +28,15 @@ def test_operating_points_interpolate_the_is_match():
     assert match["IS"] == 8.0
 
 
+def test_best_fid_is_chosen_among_every_point_the_untruncated_one_included():
+    rows = [{"threshold": None, "IS": 4.0, "FID": 8.0}, *ROWS]
+    points = operating_points(rows, val_is=4.5)
+    assert points["best_fid"] == {"threshold": None, "IS": 4.0, "FID": 8.0}
+    # Between the untruncated point and threshold 2.0 no threshold can be interpolated: the nearest.
+    assert points["is_matches_val"] == {"threshold": None, "IS": 4.0, "FID": 8.0, "method": "nearest"}
+    assert operating_points(rows, val_is=8.0)["is_matches_val"]["method"] == "interpolated"
+
+
 def test_operating_points_nearest_when_real_is_is_out_of_reach():
     match = operating_points(ROWS, val_is=30.0)["is_matches_val"]
     assert match == {"threshold": 0.04, "IS": 10.0, "FID": 20.0, "method": "nearest"}
@@ -51,9 +60,11 @@ def test_truncation_curve_writes_consistent_files(digits_shards, tmp_path):
     table = json.loads((folder / "curve.json").read_text())
     with open(folder / "curve.csv") as handle:
         csv_rows = list(csv.DictReader(handle))
-    assert [r["threshold"] for r in table] == [1.0, 0.5]
+    # The untruncated sampler first (Table 2's best FID may sit there), then the thresholds.
+    assert [r["threshold"] for r in table] == [None, 1.0, 0.5]
+    assert [r["threshold"] for r in csv_rows] == ["none", "1", "0.5"]
     assert [float(r["FID"]) for r in csv_rows] == pytest.approx([r["FID"] for r in table])
-    for name in ("curve.png", "grid_t1.png", "grid_t0.5.png", "operating_points.json"):
+    for name in ("curve.png", "grid_tnone.png", "grid_t1.png", "grid_t0.5.png", "operating_points.json"):
         assert (folder / name).stat().st_size > 0
     points = json.loads((folder / "operating_points.json").read_text())
     assert points["best_fid"]["FID"] == min(r["FID"] for r in table)

@@ -4,8 +4,8 @@ inside functions included):
 - nothing in biggan/ but the CLI imports prefect or flows;
 - nothing but the Ray launcher imports ray;
 - train/ and eval/ never import each other;
-- the floors: config/errors/files/storage/presets -> data, models -> sampling -> runs, experiment ->
-  train | eval | interop | export -> cli. A module imports only from its own floor or below.
+- the floors: config/errors/files/storage/presets/timefmt -> data, models -> sampling -> runs,
+  experiment -> train | eval | interop | export -> cli. A module imports only from its own floor or below.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "biggan"
 
 FLOORS = [
-    ("biggan.config", "biggan.errors", "biggan.files", "biggan.storage", "biggan.presets"),
+    ("biggan.config", "biggan.errors", "biggan.files", "biggan.storage", "biggan.presets", "biggan.timefmt"),
     ("biggan.data", "biggan.models"),
     ("biggan.sampling",),
     ("biggan.runs", "biggan.experiment"),
