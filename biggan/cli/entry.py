@@ -4,6 +4,9 @@ An error the user can fix (a bad path, bad data, a bad setting, a damaged file: 
 or any other failure ends the command with one `Error: ...` line; the traceback goes to the
 command's log file (its path is printed), and to the terminal only with `--debug`. Prefect's
 console logs keep their messages but not their tracebacks (the log file keeps those).
+
+The package reports through the `biggan` logger hierarchy and never prints; this entry point
+shows its records (progress at INFO, warnings, errors) as plain lines on stderr.
 """
 
 from __future__ import annotations
@@ -64,7 +67,9 @@ def quiet_tracebacks(log_file: Path) -> None:
 def run() -> None:
     """Entry point of the `biggan` script."""
     from biggan.cli import main, reaper
+    from biggan.logs import log_to_console
 
+    log_to_console()
     debug = "--debug" in sys.argv[1:]
     argv = [a for a in sys.argv[1:] if a != "--debug"]
     command = next((a for a in argv if not a.startswith("-")), "biggan")

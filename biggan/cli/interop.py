@@ -67,8 +67,7 @@ def export_command(run_ref: str, store: str, checkpoint: str | None, out: Path, 
         raise click.UsageError("--truncation must be positive (leave it out for no truncation)")
     run = open_run(run_ref, store)
     try:
-        result = export_run(run, out, checkpoint, truncation, None if program == "none" else program,
-                            warn=lambda text: click.echo(text, err=True))
+        result = export_run(run, out, checkpoint, truncation, None if program == "none" else program)
     except (CheckpointDamaged, RunNotFound, InteropError) as err:
         raise click.ClickException(str(err)) from None
     echo_json(result)

@@ -71,10 +71,16 @@ class TrainConfig(Strict):
     # (docs/performance.md), and it is the layout tensor cores want.
     channels_last: bool = Field(True, description="channels_last (NHWC) memory format for G and D")
     checkpoint_every: int = Field(2000, ge=1, description="iterations between checkpoints")
-    keep_checkpoints: int = Field(3, ge=1, description="newest checkpoints kept (plus the best and the marked)")
+    keep_checkpoints: int = Field(
+        3, ge=1, description="newest checkpoints kept, plus the best (lowest FID, once the evaluator has scored "
+                             "one; until then none is 'best'), the one marked for evaluation and any not yet scored")
+    # Old runs' options.json carry these two (extra keys are refused), so they still load. They
+    # picked a 'best' checkpoint by a training value (G's hinge loss) before any FID existed,
+    # which says nothing about sample quality: the run store now keeps the newest until an FID exists.
     best_metric: str | None = Field(
-        "loss/G", description="stats value that picks the kept 'best' checkpoint before any FID exists")
-    best_mode: Literal["min", "max"] = Field("min", description="best = lowest (min) or highest (max) best_metric")
+        None, description="no effect (kept so older runs' options load): the kept 'best' checkpoint is the lowest "
+                          "FID once one is scored, and until then the newest checkpoints are kept")
+    best_mode: Literal["min", "max"] = Field("min", description="no effect (kept so older runs' options load)")
     log_every: int = Field(100, ge=1, description="iterations between stats records and progress lines")
     sample_every: int = Field(1, ge=1, description="checkpoints between sample sheets")
     standing_stats_batches: int = Field(16, ge=1, description="forward passes of standing statistics (Appendix C.1)")

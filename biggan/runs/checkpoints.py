@@ -57,6 +57,12 @@ def checkpoint_name(iteration: int) -> str:
     return f"{PREFIX}{iteration:08d}"
 
 
+def iteration_of(name: str) -> int | None:
+    """The iteration in a checkpoint folder's name (`checkpoint_00001000` -> 1000); None if it has none."""
+    digits = name.removeprefix(PREFIX)
+    return int(digits) if name.startswith(PREFIX) and digits.isdigit() else None
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

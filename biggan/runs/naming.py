@@ -47,25 +47,23 @@ def find_run(store: str | Location, ref: str) -> RunStore:
 
 def find_checkpoint(store: str | Location, ref: str) -> tuple[RunStore, CheckpointInfo]:
     """(run, checkpoint) for a `--init-from` value: a checkpoint folder's path/URI, or a run (as
-    `find_run` takes it) whose marked checkpoint is meant. A start from weights must be exactly
-    the checkpoint asked for, so a marked checkpoint that is damaged or missing is an error here
-    (CheckpointDamaged / RunNotFound), never a silent fallback to another one."""
+    `find_run` takes it) whose checkpoint to evaluate is meant (RunStore.evaluation_choice: of a
+    collapsed run, never one saved after the collapse began; none saved before it is
+    NoCheckpointBeforeCollapse). A start from weights must be exactly the checkpoint asked for, so
+    a marked checkpoint that is damaged or missing is an error here (CheckpointDamaged), never a
+    silent fallback to another one."""
     store = location(store)
     if is_uri(ref) or "/" in ref or ref.startswith("."):
         folder = location(normalize(ref))
         if (folder / MANIFEST_FILE).is_file():
             return RunStore(folder.parent).require(), RunStore(folder.parent).checkpoint(folder.name)
     run = find_run(store, ref)
-    problems: list[str] = []
-    try:
-        info = run.checkpoint_to_evaluate(warn=problems.append)
-    except RunNotFound:
-        if not problems:
-            raise
-    if problems:
-        problem = problems[0].removeprefix("[warning] ").split("; using the newest")[0]
-        raise CheckpointDamaged(f"{problem}; name one of the run's checkpoint folders to start from another")
-    return run, info
+    choice = run.evaluation_choice()  # never a checkpoint saved after a collapse began
+    if choice.problems:
+        raise CheckpointDamaged(f"{choice.problems[0]}; name one of the run's checkpoint folders to start from another")
+    if choice.info is None:
+        raise choice.error
+    return run, choice.info
 
 
 def _started(run: Location) -> float:

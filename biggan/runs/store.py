@@ -5,7 +5,8 @@ writes it. A run lives at a local path or a storage URI (`<store>/<name>`):
     status.json             state (running / finished / collapsed / stopped / failed), iteration, heartbeat
     stats.jsonl             one record per log tick (losses, D outputs, grad norms, singular values)
     checkpoint_<it:08d>/    state.pt + meta.json + manifest.json (see biggan.runs.checkpoints)
-    evaluate.json           the checkpoint to evaluate (the last before a collapse, else the newest)
+    evaluate.json           the checkpoint to evaluate (the newest at or before the last healthy record
+                            of a collapsed run, with its onset; else the newest)
     samples/iter_<it>.png   progress sheets of EMA G with standing statistics
     metric-<name>.jsonl     one record per evaluated checkpoint and metric (+ metrics_history.png)
     tensorboard/train/ eval/   TensorBoard event files: stats, sheets; evaluation figures (biggan.runs.tensorboard)
@@ -20,9 +21,10 @@ Training and evaluation both stand on this module; neither imports the other.
 
 from __future__ import annotations
 
-import math
+import logging
 import socket
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from biggan.errors import UserError
@@ -43,10 +45,27 @@ RAY_DIR = "ray"
 IMPORTED_FILE = "imported.json"
 INIT_FILE = "init_from.json"
 STATES = ("running", "finished", "collapsed", "stopped", "failed")
+STOPPED_BY_RULE = ("collapsed", "stopped")  # states the collapse and dead-D rules end a run in
+
+log = logging.getLogger("biggan.runs")
 
 
 class RunNotFound(UserError, FileNotFoundError):
     """No run at a location (one line for the user)."""
+
+
+class NoCheckpointBeforeCollapse(RunNotFound):
+    """A collapsed (or stopped) run saved no intact checkpoint before the collapse began: there
+    is nothing it may be scored or started from (one line for the user)."""
+
+
+@dataclass
+class EvaluationChoice:
+    """The checkpoint a run hands to evaluation, and what was wrong on the way to it."""
+
+    info: CheckpointInfo | None  # the checkpoint to evaluate; None: there is none (`error` says why)
+    problems: list[str] = field(default_factory=list)  # the marked checkpoint damaged or missing (one line each)
+    error: RunNotFound | None = None  # why there is none
 
 
 class RunStore:
@@ -56,6 +75,7 @@ class RunStore:
         self.location = location(target)  # the run folder
         self.stats = JsonLines(self.location / STATS_FILE)  # training stats (rank 0 writes)
         self.evaluations = RunEvaluations(self.location)  # metric histories, leases, the watch
+        self._said_no_best = False  # the "no FID yet: keeping the newest" line was logged
 
     @property
     def uri(self) -> str:
@@ -133,8 +153,8 @@ class RunStore:
     def load_state(self, info: CheckpointInfo, map_location="cpu") -> dict[str, Any]:
         return ckpt.load_state(info, map_location)
 
-    def load_newest_intact(self, map_location="cpu", before: int | None = None,
-                           warn=print) -> tuple[CheckpointInfo, dict[str, Any]] | None:
+    def load_newest_intact(self, map_location="cpu",
+                           before: int | None = None) -> tuple[CheckpointInfo, dict[str, Any]] | None:
         """(checkpoint, state) of the newest checkpoint that loads, optionally at or before an
         iteration; a damaged one is skipped with a warning naming it. None when there is none."""
         for info in reversed(ckpt.scan_checkpoints(self.location)):
@@ -143,21 +163,20 @@ class RunStore:
             try:
                 return info, ckpt.load_state(info, map_location)
             except CheckpointDamaged as err:
-                warn(f"[warning] {err}; falling back to an older checkpoint")
+                log.warning("%s; falling back to an older checkpoint", err)
         return None
 
-    def prune_checkpoints(self, keep_last: int, best_metric: str | None, mode: str = "min",
-                          protect: tuple[str, ...] = ()) -> list[str]:
-        """Delete all but the newest `keep_last`, the best (lowest FID once the evaluation
-        history has one, else by `best_metric`), the one marked for evaluation, `protect`, and
-        any checkpoint that is being scored or that a watching evaluator has not scored yet."""
+    def prune_checkpoints(self, keep_last: int, protect: tuple[str, ...] = ()) -> list[str]:
+        """Delete all but the newest `keep_last`, the best (lowest FID, once the evaluator has
+        scored one), the one marked for evaluation, `protect`, and any checkpoint that is being
+        scored or that a watching evaluator has not scored yet."""
         found = self.checkpoints()
         keep = {info.name for info in found[-keep_last:]} | set(protect)
         keep |= self.evaluations.leased() | self.evaluations.pending([info.name for info in found])
         marked = self.marked_checkpoint_name()
         if marked:
             keep.add(marked)
-        best = self.best_checkpoint(found, best_metric, mode)
+        best = self.best_checkpoint(found)
         if best is not None:
             keep.add(best.name)
         deleted = []
@@ -165,54 +184,103 @@ class RunStore:
             if info.name not in keep:
                 info.location.delete()
                 deleted.append(info.name)
+        if deleted and best is None and not self._said_no_best:
+            # Once per store object (a training session): the rule, not every checkpoint's prune.
+            self._said_no_best = True
+            log.info("%s: no FID yet, so no checkpoint is kept as the best: pruning keeps the newest %d "
+                     "(and any marked, leased or unscored one); the lowest FID is kept once the evaluator "
+                     "scores one", self.name, keep_last)
         return deleted
 
-    def best_checkpoint(self, found: list[CheckpointInfo], best_metric: str | None,
-                        mode: str = "min") -> CheckpointInfo | None:
-        """BigGAN-PyTorch's `which_best`: FID once evaluations exist, else a training proxy."""
+    def best_checkpoint(self, found: list[CheckpointInfo]) -> CheckpointInfo | None:
+        """The lowest FID at the evaluator's setting among `found` (BigGAN-PyTorch's `which_best`
+        FID); None before any is scored. No training value stands in for it: G's hinge loss says
+        nothing about sample quality, so until an FID exists pruning keeps the newest."""
         best = self.evaluations.best_fid([info.name for info in found])
-        if best is not None:
-            return next(info for info in found if info.name == best)
-        if best_metric is None:
-            return None
-        candidates = [info for info in found if _finite(info.metrics.get(best_metric))]
-        if not candidates:
-            return None
-        pick = min if mode == "min" else max
-        return pick(candidates, key=lambda info: info.metrics[best_metric])
+        return next((info for info in found if info.name == best), None) if best is not None else None
 
     # ------------------------------------------------------------------ the evaluation mark
 
-    def mark_for_evaluation(self, info: CheckpointInfo | None, reason: str) -> None:
-        (self.location / EVALUATE_FILE).write_json(
-            {"checkpoint": None if info is None else info.name, "reason": reason}, indent=2)
+    def mark_for_evaluation(self, info: CheckpointInfo | None, reason: str, onset: int | None = None,
+                            last_healthy: int | None = None) -> None:
+        """evaluate.json. A run the collapse or dead-D rule stopped also records `onset` (the
+        iteration of the first tripping record of the streak that stopped it) and `last_healthy`
+        (the last record that tripped nothing): no checkpoint after `last_healthy` is ever evaluated."""
+        mark: dict[str, Any] = {"checkpoint": None if info is None else info.name, "reason": reason}
+        if onset is not None:
+            mark.update({"collapse_onset": int(onset),
+                         "last_healthy": None if last_healthy is None else int(last_healthy)})
+        (self.location / EVALUATE_FILE).write_json(mark, indent=2)
+
+    def evaluation_mark(self) -> dict[str, Any]:
+        """evaluate.json as written ({} when there is none or it does not parse)."""
+        try:
+            mark = (self.location / EVALUATE_FILE).read_json()
+        except (FileNotFoundError, OSError, ValueError):
+            return {}
+        return mark if isinstance(mark, dict) else {}
 
     def marked_checkpoint_name(self) -> str | None:
-        try:
-            return (self.location / EVALUATE_FILE).read_json().get("checkpoint")
-        except (FileNotFoundError, OSError, ValueError, AttributeError):
-            return None
+        return self.evaluation_mark().get("checkpoint")
 
-    def checkpoint_to_evaluate(self, warn=print) -> CheckpointInfo:
-        """The checkpoint the run marked (the last before a collapse), else the newest; a marked
-        checkpoint that is missing or damaged falls back to the newest intact one, with a warning."""
-        marked = self.marked_checkpoint_name()
+    def evaluation_choice(self) -> EvaluationChoice:
+        """The checkpoint to evaluate and the problems met choosing it (see checkpoint_to_evaluate)."""
+        mark = self.evaluation_mark()
+        marked = mark.get("checkpoint")
         scanned = ckpt.scan_checkpoints(self.location)
-        found = [info for info in scanned if info.problem is None]
-        for info in scanned:
-            if info.problem is not None and info.name == marked:
-                warn(f"[warning] {info.problem}: the checkpoint marked for evaluation is damaged; "
-                     f"using the newest intact one")
+        bound = self._healthy_bound(mark, scanned)
+        found = [info for info in scanned if info.problem is None and (bound is None or info.iteration <= bound)]
+        problems = []
         if marked:
             match = [info for info in found if info.name == marked]
             if match:
-                return match[0]
-            if not any(info.name == marked for info in scanned):
-                warn(f"[warning] {self.uri}/{marked} (marked for evaluation) is missing; "
-                     f"using the newest intact checkpoint")
-        if not found:
-            raise RunNotFound(f"no intact checkpoint in {self.uri}")
-        return found[-1]
+                return EvaluationChoice(match[0])
+            damaged = [info for info in scanned if info.name == marked]
+            problems.append(f"{damaged[0].problem}: the checkpoint marked for evaluation is damaged" if damaged
+                            else f"{self.uri}/{marked} (marked for evaluation) is missing")
+        if found:
+            return EvaluationChoice(found[-1], problems)
+        error = (RunNotFound(f"no intact checkpoint in {self.uri}") if bound is None
+                 else NoCheckpointBeforeCollapse(self._nothing_before_collapse(mark, bound)))
+        return EvaluationChoice(None, problems, error)
+
+    def checkpoint_to_evaluate(self) -> CheckpointInfo:
+        """The checkpoint the run marked, else the newest intact one. A run the collapse (or
+        dead-D) rule stopped is scored from the newest intact checkpoint at or before its last
+        healthy record (Section 4: "the last checkpoint saved before" the collapse), also when the
+        marked one is damaged or missing (a warning says so), never from one saved after that;
+        when none was saved before, NoCheckpointBeforeCollapse says so in one line."""
+        choice = self.evaluation_choice()
+        using = f"using {choice.info.name}" if choice.info is not None else "no other checkpoint qualifies"
+        for problem in choice.problems:
+            log.warning("%s; %s", problem, using)
+        if choice.info is None:
+            raise choice.error
+        return choice.info
+
+    def _healthy_bound(self, mark: dict[str, Any], scanned: list[CheckpointInfo]) -> int | None:
+        """The newest iteration a checkpoint to evaluate may have; None: any (no rule stopped the run)."""
+        if mark.get("collapse_onset") is not None:
+            healthy = mark.get("last_healthy")
+            return int(healthy) if healthy is not None else 0
+        if mark and (self.read_status() or {}).get("state") in STOPPED_BY_RULE:
+            # A mark written before onsets were recorded: the checkpoint it names (if any) preceded
+            # the collapse; checkpoints after it may not.
+            marked = mark.get("checkpoint")
+            if not marked:
+                return 0
+            named = [info.iteration for info in scanned if info.name == marked]
+            return named[0] if named else (ckpt.iteration_of(marked) or 0)
+        return None
+
+    def _nothing_before_collapse(self, mark: dict[str, Any], bound: int) -> str:
+        reason = str(mark.get("reason") or "stopped by the collapse rule")
+        onset = mark.get("collapse_onset")
+        what = "its discriminator died" if reason.startswith("dead") else "it collapsed"
+        where = f"{what} at iteration {onset}" if onset is not None else f"it was stopped ({reason})"
+        healthy = f", its last healthy record at iteration {bound}" if bound > 0 else ""
+        return (f"run {self.uri}: {where} and no intact checkpoint was saved before{healthy}, so there is "
+                f"none to evaluate or start from (a smaller train.checkpoint_every keeps one)")
 
     # ------------------------------------------------------------------ outputs
 
@@ -239,7 +307,3 @@ class RunStore:
     def ray_storage(self) -> tuple[Any, str]:
         """(pyarrow filesystem, path) for Ray Train's RunConfig: Ray's files live in <run>/ray."""
         return self.location.fs, self.location.path
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

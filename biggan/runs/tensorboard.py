@@ -29,13 +29,14 @@ SessionLog START event at step k+1 (torch's SummaryWriter(purge_step=k+1)): Tens
 every point at step > k read before it, so the points logged between k and the crash are replaced
 by the resumed run's, as stats.jsonl keeps records up to k only.
 
-A failing write prints one warning line and is otherwise ignored: a user's training is worth
+A failing write logs one warning (`biggan.runs.tensorboard`) and is otherwise ignored: a user's training is worth
 more than a plot. The writer is tensorboard's own EventFileWriter (what torch.utils.tensorboard
 wraps): it writes the sheet's PNG bytes as they are and lets the run store own file and flushes.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections.abc import Callable
@@ -49,9 +50,7 @@ TRAIN, EVAL = "train", "eval"  # the writers' sub-folders (and file name suffixe
 SAMPLES_TAG = "samples/G_ema"
 ROTATE_BYTES = 32 << 20  # object stores: start a new event file past this size
 
-
-def _warn(message: str) -> None:
-    print(message, flush=True)
+log = logging.getLogger("biggan.runs.tensorboard")
 
 
 def stats_scalars(record: dict[str, Any]) -> dict[str, float]:
@@ -87,12 +86,10 @@ def png_size(png: bytes) -> tuple[int, int, int]:
 class EventWriter:
     """The event file(s) of one writer in `<run>/tensorboard/<role>/`; no method raises."""
 
-    def __init__(self, folder: Location, role: str, purge_after: int | None = None,
-                 warn: Callable[[str], None] = _warn):
+    def __init__(self, folder: Location, role: str, purge_after: int | None = None):
         self.folder = folder  # <run>/tensorboard/<role>
         self.role = role  # "train" or "eval": the file name suffix
-        self._warn = warn  # one line per distinct failure
-        self._warned: set[str] = set()
+        self._warned: set[str] = set()  # one warning per distinct failure
         self._writer = None  # tensorboard's EventFileWriter; None when it could not be opened
         self._tmp: tempfile.TemporaryDirectory | None = None  # object stores: the local copy
         self._guard("open an event file", lambda: self._open(purge_after))
@@ -201,20 +198,19 @@ class EventWriter:
         try:
             return action()
         except Exception as err:  # noqa: BLE001 - a plot must never stop training
-            message = f"[warning] TensorBoard: could not {what} in {self.folder.uri}: {type(err).__name__}: {err}"
+            message = f"TensorBoard: could not {what} in {self.folder.uri}: {type(err).__name__}: {err}"
             if message not in self._warned:
                 self._warned.add(message)
-                self._warn(message)
+                log.warning("%s", message)
             return None
 
 
-def write_eval_scalars(folder: Location, iteration: int, figures: dict[str, Any], truncation: float | None,
-                       warn: Callable[[str], None] = _warn) -> None:
+def write_eval_scalars(folder: Location, iteration: int, figures: dict[str, Any], truncation: float | None) -> None:
     """The evaluate node's figures for one checkpoint, in a new small file of `folder` (closed at once,
     so concurrent evaluators never append to each other's files)."""
     values = eval_scalars(figures, truncation)
     if not values:
         return
-    writer = EventWriter(folder, EVAL, warn=warn)
+    writer = EventWriter(folder, EVAL)
     writer.scalars(iteration, values)
     writer.close()

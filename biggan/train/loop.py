@@ -3,7 +3,15 @@
 Maintenance happens once per tick, counted in iterations (G steps), as in edm/stylegan2-ada:
 every `log_every` a stats record, every `checkpoint_every` a checkpoint (and every
 `sample_every` checkpoints a sample sheet), and the collapse rule on every record. Rank 0
-writes everything into the run store; every rank reports.
+writes everything into the run store and logs the progress lines (`biggan.train`); every rank
+reports.
+
+Collapse (Section 4: stop just after, score "the checkpoint saved just before"): the loop keeps
+the last healthy record (one that tripped neither rule) and the onset (the first tripping
+record since), checkpointed with the weights so a resumed run keeps them. A checkpoint tick whose
+record tripped still saves (the streak may end), but that checkpoint is after the onset: when the
+rule stops the run, evaluate.json names the newest checkpoint at or before the last healthy
+record, with both iterations, and the run store never hands evaluation anything later.
 
 Exact resume: the data stream and the latent RNG are restarted at every checkpoint from
 seeds derived from (seed, rank, iteration). A run resumed from the checkpoint at iteration k
@@ -14,6 +22,7 @@ the loader's internal state was (WebDataset pipelines cannot be snapshotted).
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +45,8 @@ from biggan.train.state import TrainingState, broadcast_initial_weights, build_t
 from biggan.train.step import TrainStep
 
 HEARTBEAT_S = 60.0  # rank 0 refreshes status.json at least this often (`biggan runs` tells stale runs)
+
+log = logging.getLogger("biggan.train")
 
 
 @dataclass
@@ -73,9 +84,28 @@ class LatentSampler:
         return z, y
 
 
-def resume_state(store: RunStore, state: TrainingState, cfg: ExperimentConfig, device: torch.device) -> int:
+@dataclass
+class Health:
+    """Where the run stands against the collapse and dead-D rules (saved in every checkpoint)."""
+
+    last_healthy: int  # iteration of the last record that tripped neither rule (the start if none yet)
+    onset: int | None = None  # iteration of the first tripping record since then; None while healthy
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last_healthy": self.last_healthy, "onset": self.onset}
+
+    @classmethod
+    def resumed(cls, blob: dict[str, Any], start: int) -> Health:
+        """From a checkpoint (one written before this was saved: healthy at its iteration)."""
+        saved = blob.get("health") or {}
+        return cls(int(saved.get("last_healthy", start)), saved.get("onset"))
+
+
+def resume_state(store: RunStore, state: TrainingState, cfg: ExperimentConfig,
+                 device: torch.device) -> tuple[int, Health]:
     """Load the newest intact checkpoint of the run into `state`; returns its iteration (0: none,
-    after starting from `train.init_from`'s weights when the config names a source).
+    after starting from `train.init_from`'s weights when the config names a source) and the
+    run's health at that checkpoint.
 
     Rank 0 picks the checkpoint (skipping damaged ones, with a warning naming each) and every
     rank loads the one it picked, so ranks can never resume from different iterations."""
@@ -89,7 +119,7 @@ def resume_state(store: RunStore, state: TrainingState, cfg: ExperimentConfig, d
         if cfg.train.init_from is not None:  # a new run's first start only: a resume uses its own checkpoints
             start_from_source(state, cfg, store)
         broadcast_initial_weights(state)
-        return 0
+        return 0, Health(last_healthy=0)
     if found is None:
         info = [c for c in store.checkpoints() if c.iteration == chosen][0]
         found = info, store.load_state(info, map_location=device)
@@ -97,8 +127,8 @@ def resume_state(store: RunStore, state: TrainingState, cfg: ExperimentConfig, d
     start = state.load_state_dict(blob, cfg)
     _warn_if_world_changed(blob["data"], dist.world_size())
     if dist.rank() == 0:
-        print(f"[rank 0] resumed {store.uri} from {info.uri} at iteration {start}", flush=True)
-    return start
+        log.info("resumed %s from %s at iteration %d", store.uri, info.uri, start)
+    return start, Health.resumed(blob, start)
 
 
 def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real_batches) -> LoopResult:
@@ -113,7 +143,7 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
     store = RunStore(cfg.run_uri)
 
     state = build_training_state(cfg, device, world)
-    start = resume_state(store, state, cfg, device)
+    start, health = resume_state(store, state, cfg, device)
     # Shards left out under data.on_damaged_shard=skip are counted in every record and the status.
     skipped = ({"skipped_shards": len(check_shards(cfg.data.train_shards))}
                if cfg.data.on_damaged_shard == "skip" else {})
@@ -134,11 +164,10 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
         return real_batches_fn(cfg, micro_batch, rank, world, seed)
 
     if rank == 0 and tcfg.precision == "auto":
-        print(f"[rank 0] train.precision=auto: {state.precision} on {device.type}", flush=True)
+        log.info("train.precision=auto: %s on %s", state.precision, device.type)
     step = TrainStep(state.G, state.D, state.ema, state.opt_G, state.opt_D, start_segment(start), sampler,
                      state.latent_rng, tcfg.model_copy(update={"precision": state.precision}), micro_batch, device)
     last_metrics: dict[str, Any] = {}
-    healthy_iteration = start  # end of the last logged interval that did not trip the rule
     tick_time, tick_iteration, beat = time.perf_counter(), start, time.monotonic()
     checkpoints_saved = start // tcfg.checkpoint_every
     iteration, reason, collapsed = start, "finished", False
@@ -162,11 +191,14 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
         if rank == 0:
             store.stats.append(record)
             board.log_stats(record)
-            print(progress_line(iteration, tcfg.iterations, metrics, record["images_per_s"],
-                                1.0 / max(its_per_s, 1e-9)), flush=True)
+            log.info("%s", progress_line(iteration, tcfg.iterations, metrics, record["images_per_s"],
+                                         1.0 / max(its_per_s, 1e-9)))
         last_metrics = record
 
         dead = state.dead.update(metrics)
+        tripped = verdict.tripped or dead.tripped
+        if tripped and health.onset is None:
+            health.onset = iteration
         # One decision for all ranks (they see the same averaged metrics; the all-reduce makes it certain).
         if dist.all_ranks_any(verdict.collapsed or dead.collapsed, device):
             collapsed = True
@@ -176,17 +208,22 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
             ctx.report(record)
             if rank == 0:
                 # Section 4: scores from the newest checkpoint saved at or before the last healthy record.
-                before = [c for c in store.checkpoints() if c.iteration <= healthy_iteration]
-                store.mark_for_evaluation(before[-1] if before else None, reason)
+                before = [c for c in store.checkpoints() if c.iteration <= health.last_healthy]
+                store.mark_for_evaluation(before[-1] if before else None, reason,
+                                          onset=iteration if health.onset is None else health.onset,
+                                          last_healthy=health.last_healthy)
                 status(kind, iteration, reason)
-                print(f"[rank 0] stopping: {reason}", flush=True)
+                log.warning("stopping: %s (onset at iteration %s, last healthy record at iteration %d; %s)",
+                            reason, health.onset, health.last_healthy,
+                            f"{before[-1].name} is the one to evaluate" if before
+                            else "no checkpoint was saved before it")
             break
-        if not verdict.tripped and not dead.tripped:
-            healthy_iteration = iteration
+        if not tripped:
+            health.last_healthy, health.onset = iteration, None
         if is_ckpt:
             checkpoints_saved += 1
             if rank == 0:
-                _save(store, state, cfg, iteration, world, micro_batch, record,
+                _save(store, state, cfg, iteration, world, micro_batch, record, health,
                       sheet=checkpoints_saved % tcfg.sample_every == 0, board=board)
                 status("running", iteration)
                 beat = time.monotonic()
@@ -222,12 +259,13 @@ def _record(iteration: int, metrics: dict[str, float], its_per_s: float, state: 
 
 
 def _save(store: RunStore, state: TrainingState, cfg: ExperimentConfig, iteration: int, world: int,
-          micro_batch: int, record: dict[str, Any], sheet: bool, board: EventWriter) -> None:
+          micro_batch: int, record: dict[str, Any], health: Health, sheet: bool, board: EventWriter) -> None:
     """Rank 0's maintenance at a checkpoint tick: save, prune, status, sample sheet."""
     tcfg = cfg.train
-    store.save_checkpoint(state.state_dict(cfg, iteration, world, micro_batch),
-                          {k: v for k, v in record.items() if not k.startswith("sv/")})
-    store.prune_checkpoints(tcfg.keep_checkpoints, tcfg.best_metric, tcfg.best_mode)
+    blob = state.state_dict(cfg, iteration, world, micro_batch)
+    blob["health"] = health.state_dict()  # a resumed run must not take a tripping checkpoint for a healthy one
+    store.save_checkpoint(blob, {k: v for k, v in record.items() if not k.startswith("sv/")})
+    store.prune_checkpoints(tcfg.keep_checkpoints)
     if sheet:
         save_progress_samples(state.G_ema, cfg, store.sample_sheet(iteration), state.G.linear.weight.device)
         board.log_sheet(iteration, store.sample_sheet(iteration))
@@ -257,8 +295,8 @@ def _close(stream: Iterator) -> None:
 def _warn_if_world_changed(data: dict[str, Any], world: int) -> None:
     if int(data.get("world_size", world)) != world and dist.rank() == 0:
         # Still resumable, but the per-rank streams differ: say so instead of hiding it.
-        print(f"[warning] resuming with {world} workers from a checkpoint written with "
-              f"{data.get('world_size')}: the data order will differ from an uninterrupted run", flush=True)
+        log.warning("resuming with %d workers from a checkpoint written with %s: the data order will differ "
+                    "from an uninterrupted run", world, data.get("world_size"))
 
 
 def _average_over_ranks(metrics: dict[str, float], device: torch.device) -> dict[str, float]:

@@ -4,6 +4,7 @@ saves what the first returns and a resumed run hands it back to the second."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,8 @@ from biggan.train import dist
 from biggan.train.ema import EMA
 from biggan.train.monitor import CollapseDetector, DeadRunRule
 from biggan.train.precision import resolve_precision
+
+log = logging.getLogger("biggan.train")
 
 
 @dataclass
@@ -131,7 +134,7 @@ def start_from_source(state: TrainingState, cfg: ExperimentConfig, store: RunSto
     report = init_from(state.G, state.D, state.G_ema, source, config_of(source).model, cfg.model,
                        generator=seeded(cfg.train.seed))
     if dist.rank() == 0:
-        print(f"[rank 0] started from {info.uri} (iteration {info.iteration}): {report.summary()}", flush=True)
+        log.info("started from %s (iteration %d): %s", info.uri, info.iteration, report.summary())
         store.file(INIT_FILE).write_json({
             "source": info.uri, "source_iteration": info.iteration, "summary": report.summary(),
             "reinitialised": report.reinitialised, "copied": report.copied, "notes": report.notes}, indent=2)

@@ -6,7 +6,8 @@ Per phase and per worker, `accumulation` micro-batches are back-propagated befor
 gradient is averaged over workers and the optimizer steps, so a global batch of
 `batch_size = workers x accumulation x micro_batch` is reached with fewer or smaller workers.
 With cross-replica BN, G's batch statistics are then those of one micro-batch on every
-worker, not of the global batch the paper normalises over (Appendix C): a warning says so.
+worker, not of the global batch the paper normalises over (Appendix C): a warning says so
+(`biggan.train`, rank 0).
 
 Between logging ticks a step does only what training needs: the extra singular vectors are
 not refreshed (biggan.models.spectral), gradient norms are not computed, and the metrics stay
@@ -15,7 +16,7 @@ device tensors (no host synchronisation); at a tick (`step(iteration, tick=True)
 
 from __future__ import annotations
 
-import warnings
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -32,6 +33,8 @@ from biggan.train.losses import hinge_d, hinge_g
 from biggan.train.monitor import grad_norm
 from biggan.train.ortho import ortho_reg_
 from biggan.train.precision import autocast_for
+
+log = logging.getLogger("biggan.train")
 
 # (batch, generator) -> (z, y_fake) on the training device
 LatentSampler = Callable[[int, torch.Generator], tuple[Tensor, Tensor]]
@@ -80,10 +83,10 @@ class TrainStep:
         if device.type == "cpu":  # reuse freed activations instead of page-faulting them in again
             keep_freed_memory()
         if cfg.accumulation > 1 and any(isinstance(bn.reducer, CrossReplicaReducer) for bn in batchnorms(G)):
-            warnings.warn(
-                f"train.accumulation={cfg.accumulation} with cross-replica BN: G's batch statistics are "
-                f"taken over each micro-batch of {micro_batch} x workers, not over the global batch of "
-                f"{cfg.batch_size} as in the paper (Appendix C)", stacklevel=2)
+            if dist.rank() == 0:  # one line per run, not one per worker
+                log.warning("train.accumulation=%d with cross-replica BN: G's batch statistics are taken over "
+                            "each micro-batch of %d x workers, not over the global batch of %d as in the paper "
+                            "(Appendix C)", cfg.accumulation, micro_batch, cfg.batch_size)
 
     def step(self, iteration: int, tick: bool = True) -> dict[str, float] | dict[str, Tensor]:
         """Run every phase of iteration `iteration` (1-based); return this rank's metrics.

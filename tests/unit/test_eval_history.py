@@ -44,21 +44,21 @@ def test_pruning_keeps_unscored_and_leased_checkpoints(tmp_path):
     store.write_options({})
     for it in (1, 2, 3, 4, 5):
         store.save_checkpoint(_state(it), {"loss/G": float(it)})
-    # No evaluator follows the run: the newest 1 + the best by the proxy stay.
-    store.prune_checkpoints(keep_last=1, best_metric="loss/G")
-    assert [c.iteration for c in store.checkpoints()] == [1, 5]
+    # No evaluator follows the run and no FID exists: the newest 1 stays (G's loss picks no "best").
+    store.prune_checkpoints(keep_last=1)
+    assert [c.iteration for c in store.checkpoints()] == [5]
     for it in (6, 7, 8):
         store.save_checkpoint(_state(it), {"loss/G": float(it)})
     store.evaluations.watch(["fid"], None)
     store.evaluations.record("fid", "checkpoint_00000006", 6, {"FID": 3.0}, {"truncation": None})
-    with store.evaluations.lease("checkpoint_00000001"):
-        store.prune_checkpoints(keep_last=1, best_metric="loss/G")
-        # 1 is being scored; 5 and 7 are unscored; 6 is the best FID; 8 the newest.
-        assert [c.iteration for c in store.checkpoints()] == [1, 5, 6, 7, 8]
+    with store.evaluations.lease("checkpoint_00000005"):
+        store.prune_checkpoints(keep_last=1)
+        # 5 is being scored; 7 is unscored; 6 is the best FID; 8 the newest.
+        assert [c.iteration for c in store.checkpoints()] == [5, 6, 7, 8]
     store.evaluations.record("fid", "checkpoint_00000001", 1, {"FID": 9.0}, {"truncation": None})
     store.evaluations.record("fid", "checkpoint_00000005", 5, {"FID": 9.0}, {"truncation": None})
     store.evaluations.record("fid", "checkpoint_00000007", 7, {"FID": 9.0}, {"truncation": None})
-    store.prune_checkpoints(keep_last=1, best_metric="loss/G")
+    store.prune_checkpoints(keep_last=1)
     assert [c.iteration for c in store.checkpoints()] == [6, 8]
 
 

@@ -4,8 +4,11 @@ inside functions included):
 - nothing in biggan/ but the CLI imports prefect or flows;
 - nothing but the Ray launcher imports ray;
 - train/ and eval/ never import each other;
-- the floors: config/errors/files/storage/presets/timefmt -> data, models -> sampling -> runs,
+- the floors: config/errors/files/storage/presets/logs/timefmt -> data, models -> sampling -> runs,
   experiment -> train | eval | interop | export -> cli. A module imports only from its own floor or below.
+
+And one reporting rule, read the same way: library code never prints. Outside biggan/cli nothing
+calls or even names `print` (a `warn=print` default prints too); it logs under `biggan.<area>`.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "biggan"
 
 FLOORS = [
-    ("biggan.config", "biggan.errors", "biggan.files", "biggan.storage", "biggan.presets", "biggan.timefmt"),
+    ("biggan.config", "biggan.errors", "biggan.files", "biggan.storage", "biggan.presets", "biggan.logs",
+     "biggan.timefmt"),
     ("biggan.data", "biggan.models"),
     ("biggan.sampling",),
     ("biggan.runs", "biggan.experiment"),
     ("biggan.train", "biggan.eval", "biggan.interop", "biggan.export"),
-    ("biggan.cli",),
+    ("biggan.cli", "biggan.__main__"),  # `python -m biggan` is the command line too
 ]
 RAY_LAUNCHER = "biggan.train.launcher"
 SIDE_BY_SIDE = ("biggan.train", "biggan.eval")  # the same floor, never importing each other
@@ -106,6 +110,36 @@ def test_the_checker_catches_each_kind_of_violation():
     assert violations("biggan.train.launcher", "import ray\nimport ray.train\n") == []
     assert violations("biggan.models.layers", "from biggan.runs import RunStore\n")  # below may not look up
     assert violations("biggan.cli.train", "def f():\n    from flows.train import train_biggan_flow\n") == []
+
+
+def prints_in(module: str, source: str) -> list[str]:
+    """`module:line` for every use of the builtin print (a call, or passed on as a callback)
+    outside the command line, which is where the package talks to a terminal."""
+    if _within(module, "biggan.cli"):
+        return []
+    return [f"{module}:{node.lineno} uses print (log under biggan.<area> instead)"
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Name) and node.id == "print" and isinstance(node.ctx, ast.Load)]
+
+
+def test_library_code_never_prints():
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        found += prints_in(module_name(path), path.read_text())
+    assert found == []
+
+
+def test_the_print_checker_catches_calls_and_callbacks():
+    source = ("def f(x, warn=print):\n"
+              "    print(x)\n"
+              "    def g():\n"
+              "        print('inside', flush=True)\n"
+              "    return map(print, [x])\n")
+    found = prints_in("biggan.runs.store", source)
+    assert sorted(v.split(" ")[0] for v in found) == ["biggan.runs.store:1", "biggan.runs.store:2",
+                                                      "biggan.runs.store:4", "biggan.runs.store:5"], found
+    assert prints_in("biggan.cli.train", source) == []  # the command line talks to the terminal
+    assert prints_in("biggan.train.loop", "log.info('print(x)')\nprinted = 1\n") == []  # strings, other names
 
 
 def test_cli_import_does_not_pull_in_prefect_or_ray():

@@ -4,13 +4,15 @@ evaluation mark, JSON-lines files and run names. (The same code on S3: tests/int
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
 
 from biggan.runs import CheckpointDamaged, RunNotFound, RunStore
 from biggan.runs.checkpoints import MANIFEST_FILE, STATE_FILE
-from biggan.runs.naming import find_run, list_runs, next_run_name
+from biggan.runs.naming import find_checkpoint, find_run, list_runs, next_run_name
+from biggan.runs.store import NoCheckpointBeforeCollapse
 from biggan.storage import location
 
 
@@ -54,7 +56,11 @@ def test_missing_keys_is_a_clear_error_and_leaves_nothing(tmp_path):
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["options.json"]
 
 
-def test_a_cut_or_garbled_state_file_is_named_and_skipped(tmp_path):
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "biggan.runs" and r.levelno == logging.WARNING]
+
+
+def test_a_cut_or_garbled_state_file_is_named_and_skipped(tmp_path, caplog):
     store = _store(tmp_path)
     for it in (1, 2, 3):
         store.save_checkpoint(_state(it), {})
@@ -70,20 +76,21 @@ def test_a_cut_or_garbled_state_file_is_named_and_skipped(tmp_path):
         store.checkpoint("3")
     with pytest.raises(CheckpointDamaged, match="checkpoint_00000002/state.pt is damaged"):
         store.load_state(store.checkpoint("2"))
-    warnings: list[str] = []
-    info, state = store.load_newest_intact(warn=warnings.append)
+    info, state = store.load_newest_intact()
     assert info.iteration == 1 and state["iteration"] == 1
+    warnings = _warnings(caplog)  # logged (biggan.runs), not printed
     assert len(warnings) == 2 and "checkpoint_00000003" in warnings[0] and "checkpoint_00000002" in warnings[1]
 
 
-def test_prune_keeps_last_best_and_marked(tmp_path):
+def test_prune_keeps_last_and_marked_and_no_training_value_picks_a_best(tmp_path):
     store = _store(tmp_path)
     losses = {1: 5.0, 2: 0.5, 3: 4.0, 4: 3.0, 5: 2.0, 6: 9.0}
     for it, loss in losses.items():
-        store.save_checkpoint(_state(it), {"score": loss})
-    store.mark_for_evaluation(store.checkpoint("3"), "collapse at 4")
-    store.prune_checkpoints(keep_last=2, best_metric="score", mode="min")
-    assert [i.iteration for i in store.checkpoints()] == [2, 3, 5, 6]
+        store.save_checkpoint(_state(it), {"loss/G": loss})
+    store.mark_for_evaluation(store.checkpoint("3"), "collapse at 4", onset=4, last_healthy=3)
+    assert store.best_checkpoint(store.checkpoints()) is None  # no FID: G's lowest loss (2) is not "best"
+    store.prune_checkpoints(keep_last=2)
+    assert [i.iteration for i in store.checkpoints()] == [3, 5, 6]
 
 
 def test_best_is_the_lowest_fid_once_an_evaluation_history_exists(tmp_path):
@@ -93,20 +100,55 @@ def test_best_is_the_lowest_fid_once_an_evaluation_history_exists(tmp_path):
     store.evaluations.record("fid", "checkpoint_00000001", 1, {"FID": 30.0}, {"truncation": None})
     store.evaluations.record("fid", "checkpoint_00000002", 2, {"FID": 12.0}, {"truncation": None})
     store.evaluations.record("fid", "checkpoint_00000003", 3, {"FID": 1.0}, {"truncation": 0.5})  # another setting
-    store.prune_checkpoints(keep_last=1, best_metric="loss/G", mode="min")
+    store.prune_checkpoints(keep_last=1)
     assert [i.iteration for i in store.checkpoints()] == [2, 4]
 
 
-def test_evaluate_mark_wins_and_a_missing_mark_falls_back_with_a_warning(tmp_path):
+def test_evaluate_mark_wins_and_a_missing_mark_falls_back_with_a_warning(tmp_path, caplog):
     store = _store(tmp_path)
     for it in (1, 2, 3):
         store.save_checkpoint(_state(it), {})
-    store.mark_for_evaluation(store.checkpoint("2"), "collapse at 3")
+    store.mark_for_evaluation(store.checkpoint("2"), "finished")  # a finished run marks its newest (then 2)
     assert store.checkpoint_to_evaluate().name == "checkpoint_00000002"
     store.checkpoint("2").location.delete()
-    warnings: list[str] = []
-    assert store.checkpoint_to_evaluate(warn=warnings.append).name == "checkpoint_00000003"
-    assert "checkpoint_00000002" in warnings[0]
+    assert store.checkpoint_to_evaluate().name == "checkpoint_00000003"
+    assert "checkpoint_00000002" in _warnings(caplog)[0] and "using checkpoint_00000003" in _warnings(caplog)[0]
+
+
+def test_a_collapsed_run_is_scored_at_or_before_its_last_healthy_record(tmp_path, caplog):
+    store = _store(tmp_path)
+    for it in (10, 20, 30, 40):  # 30 and 40 were saved at tripping ticks, after the onset at 25
+        store.save_checkpoint(_state(it), {})
+    store.mark_for_evaluation(store.checkpoint("20"), "collapse at iteration 45: D loss", onset=25, last_healthy=20)
+    store.write_status("collapsed", 45, 100, "collapse at iteration 45: D loss")
+    assert store.checkpoint_to_evaluate().name == "checkpoint_00000020"
+    garbled = tmp_path / "run" / "checkpoint_00000020" / STATE_FILE
+    garbled.write_bytes(garbled.read_bytes()[:10])  # cut: the marked one is damaged
+    assert store.checkpoint_to_evaluate().name == "checkpoint_00000010"
+    assert "checkpoint_00000020/state.pt is cut short" in _warnings(caplog)[-1]
+    # find_checkpoint (--init-from) takes exactly the marked one: damaged is an error, not a fallback.
+    with pytest.raises(CheckpointDamaged, match="the checkpoint marked for evaluation is damaged"):
+        find_checkpoint(tmp_path, "run")
+    store.checkpoint("10").location.delete()
+    with pytest.raises(NoCheckpointBeforeCollapse, match=r"^run .*/run: it collapsed at iteration 25 and no intact "
+                                                          r"checkpoint was saved before, its last healthy record "
+                                                          r"at iteration 20"):
+        store.checkpoint_to_evaluate()
+
+
+def test_a_collapse_that_marked_nothing_hands_nothing_to_evaluation_or_init_from(tmp_path):
+    store = _store(tmp_path)
+    store.save_checkpoint(_state(6), {})  # saved at a tripping tick: after the onset at 6
+    store.mark_for_evaluation(None, "dead discriminator at iteration 9: D is flat", onset=6, last_healthy=3)
+    store.write_status("stopped", 9, 100, "dead discriminator at iteration 9: D is flat")
+    for lookup in (store.checkpoint_to_evaluate, lambda: find_checkpoint(tmp_path, "run")):
+        with pytest.raises(NoCheckpointBeforeCollapse, match="its discriminator died at iteration 6"):
+            lookup()
+    # A mark written before onsets were recorded says the same through the run's status.
+    (tmp_path / "run" / "evaluate.json").write_text(json.dumps({"checkpoint": None, "reason": "collapse at 9"}))
+    store.write_status("collapsed", 9, 100, "collapse at 9")
+    with pytest.raises(NoCheckpointBeforeCollapse, match=r"it was stopped \(collapse at 9\)"):
+        store.checkpoint_to_evaluate()
 
 
 def test_json_lines_append_keep_and_torn_line(tmp_path):

@@ -5,6 +5,7 @@ figures; object-store snapshots and rotation; a failing writer never stops train
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 
 import pytest
@@ -115,13 +116,14 @@ def test_object_store_writer_uploads_whole_snapshots_and_rotates(tmp_path, monke
     assert images == [(10, 40, 30), (20, 40, 30), (30, 40, 30)]
 
 
-def test_a_failing_tensorboard_writer_warns_once_and_training_goes_on(tmp_path, capsys):
+def test_a_failing_tensorboard_writer_warns_once_and_training_goes_on(tmp_path, caplog):
     cfg = tiny(tmp_path, "blocked", **{"train.iterations": 4, "train.checkpoint_every": 2, "train.sample_every": 1})
     run = Path(RunStore(cfg.run_uri).location.path)
     run.mkdir(parents=True)
     (run / tb.TENSORBOARD_DIR).write_text("a file where the folder should be")  # no event file can open
     result = _train(cfg, real_batches_fn=synthetic_batches())
     assert result.iteration == 4 and RunStore(cfg.run_uri).read_status()["state"] == "finished"
-    warnings = [line for line in capsys.readouterr().out.splitlines() if "TensorBoard" in line]
-    assert len(warnings) == 1 and warnings[0].startswith("[warning] TensorBoard: could not open an event file")
+    warnings = [r for r in caplog.records if "TensorBoard" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].getMessage().startswith("TensorBoard: could not open an event file")
+    assert (warnings[0].name, warnings[0].levelno) == ("biggan.runs.tensorboard", logging.WARNING)
     assert [r["iteration"] for r in RunStore(cfg.run_uri).stats.read()] == [2, 4]

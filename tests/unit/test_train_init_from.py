@@ -77,15 +77,14 @@ def test_resolution_takes_the_source_architecture_and_the_shards_classes(tmp_pat
     assert dry.exit_code == 2 and "makes 64 px images" in dry.output and "Traceback" not in dry.output
 
 
-def test_a_new_run_starts_from_the_source_and_redraws_only_the_class_embeddings(tmp_path, digits_shards, capsys):
+def test_a_new_run_starts_from_the_source_and_redraws_only_the_class_embeddings(tmp_path, digits_shards, caplog):
     store = str(tmp_path / "runs")
     source = source_run(store, digits_shards, classes=7)
     cfg = resolve_experiment("digits32", TINY, str(digits_shards["train"]), 0, store=store, init_from="src",
                              name="tuned")
     launch_training(cfg)  # in-process (0 workers): one G step at lr 1e-12
-    out = capsys.readouterr().out
-    lines = [line for line in out.splitlines() if "started from" in line]
-    assert lines == [f"[rank 0] started from {store}/src/checkpoint_00000040 (iteration 40): class count 7 -> 10: "
+    lines = [r.getMessage() for r in caplog.records if "started from" in r.getMessage()]  # the biggan.train log
+    assert lines == [f"started from {store}/src/checkpoint_00000040 (iteration 40): class count 7 -> 10: "
                      "re-initialised the class embeddings only (G: shared.weight; D: embed.weight; G_ema: "
                      "shared.weight); every other weight comes from the source run"]
     run = RunStore(cfg.run_uri)
@@ -109,6 +108,7 @@ def test_a_new_run_starts_from_the_source_and_redraws_only_the_class_embeddings(
 
     # Resuming the new run resumes its own checkpoint; the source is not applied again.
     resumed = resolve_experiment(overrides={"train.iterations": 2}, resume="tuned", store=store)
+    caplog.clear()
     launch_training(resumed)
-    out = capsys.readouterr().out
+    out = caplog.text
     assert "started from" not in out and f"resumed {cfg.run_uri} from" in out

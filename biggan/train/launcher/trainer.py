@@ -15,6 +15,7 @@ marked for evaluation"; keeping two copies, as before, doubled every checkpoint'
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ import torch
 from biggan.config import ExperimentConfig
 from biggan.data.verify import usable_shards
 from biggan.files import source_fingerprint
+from biggan.logs import log_to_console
 from biggan.runs import RunNotFound, RunStore
 from biggan.train.context import LocalContext
 from biggan.train.launcher.cluster import connect_ray, ray_job_metadata, torch_config
@@ -34,6 +36,8 @@ from biggan.train.loop import train
 # Test hook (used by the FailureConfig integration test): a worker of rank 0 exits hard,
 # once, when it reaches this iteration; the marker file makes it fire only once per run.
 FAIL_ONCE_ENV = "BIGGAN_FAIL_ONCE_AT_ITERATION"
+
+log = logging.getLogger("biggan.train.launcher")
 
 
 @dataclass
@@ -93,6 +97,9 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     """Entry point of every Ray worker: check the code and re-validate the config where they
     enter, then train."""
     torch.set_num_threads(int(loop_config.get("threads", 1)))
+    # The `biggan` records as plain lines on the worker's stderr, which Ray streams to the driver:
+    # rank 0's progress lines show up where the run was started (biggan/logs.py).
+    log_to_console()
     _quiet_report_log()
     check_same_code(loop_config.get("code"))
     cfg = ExperimentConfig.model_validate(loop_config["config"])
@@ -103,8 +110,6 @@ def _quiet_report_log() -> None:
     """Ray Train V2 logs every report in full at INFO (hundreds of singular values per line),
     burying the loop's progress line. The values still reach stats.jsonl and Ray's results;
     only that echo is silenced. Its logger is named after the module's file path."""
-    import logging
-
     from ray.train.v2._internal.execution import context as ray_train_context
 
     logging.getLogger(ray_train_context.__file__).setLevel(logging.WARNING)
@@ -128,7 +133,7 @@ def launch_training(cfg: ExperimentConfig) -> TrainResult:
     ray_cluster = connect_ray(cfg.cluster, ray_job_metadata(cfg))
     dashboard_url = ray_cluster.dashboard_url
     if dashboard_url:
-        print(f"Ray dashboard: {dashboard_url}", flush=True)
+        log.info("Ray dashboard: %s", dashboard_url)
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"config": cfg.model_dump(mode="json"), "threads": max(1, int(cfg.cluster.cpus_per_worker)),
@@ -160,8 +165,8 @@ def _worker_env(loopback: bool) -> dict[str, str]:
     env = {**(loopback_env() if loopback else {}),
            "RAY_TRAIN_ENABLE_STATE_TRACKING": os.environ.get("RAY_TRAIN_ENABLE_STATE_TRACKING", "1"),
            # Train V2 routes a worker's print() to its logger AND, because Ray has wrapped the
-           # worker's stdout, tees it to stdout too: every progress line reached the driver
-           # twice. Unpatched, print() goes to stdout once and Ray streams it to the driver.
+           # worker's stdout, tees it to stdout too: a line printed by a library in the worker
+           # would reach the driver twice. Unpatched, print() goes to stdout once and Ray streams it.
            "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
     for key in (FAIL_ONCE_ENV, FAIL_ONCE_ENV + "_MARKER"):
         if key in os.environ:
