@@ -1,10 +1,19 @@
 """What several benchmarks set up the same way: the demo digits sharded in a work folder, and a
 run holding one checkpoint of randomly initialised networks (memory and speed of the evaluation
-nodes do not depend on what G learned). Imported by the scripts next to it."""
+nodes do not depend on what G learned), and a free port. Imported by the scripts next to it."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now. The tests' copy is tests/support/sockets.free_port: a
+    script here runs with benchmarks/ on sys.path, not the repository root, so tests/ is out of reach."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def demo_shards(work: Path, resolution: int = 32, samples_per_shard: int = 200) -> Path:

@@ -17,20 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import time
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from bench_fixtures import demo_shards  # benchmarks/, on sys.path when a script runs
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bench_fixtures import demo_shards, free_port  # benchmarks/, on sys.path when a script runs
 
 
 def _worker(rank: int, world: int, port: int, cfg_json: str, out: str) -> None:
@@ -76,7 +69,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    mp.spawn(_worker, args=(2, _free_port(), cfg.model_dump_json(), str(out)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), cfg.model_dump_json(), str(out)), nprocs=2, join=True)
     wall = time.perf_counter() - started
     ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
     print(f"training: {ranks[0]['iteration']} iterations, {ranks[0]['reason']}; loop {ranks[0]['seconds']:.0f} s "

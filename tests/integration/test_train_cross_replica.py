@@ -4,7 +4,6 @@ processes (no Ray needed for this property); the loop's own gradient averaging i
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from biggan.models import build_models
 from biggan.models.batchnorm import CrossReplicaReducer, set_bn_reducer
 from biggan.train import dist
 from biggan.train.losses import hinge_d, hinge_g
+from tests.support.sockets import free_port
 
 B = 4  # per-worker batch
 CFG = ModelConfig(resolution=32, num_classes=10, ch=8, dim_z=16, shared_dim=8)
@@ -65,12 +65,6 @@ def _worker(rank: int, world: int, port: int, out: str):
         torch_dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_workers_batch_b_equal_one_worker_batch_2b(tmp_path: Path):
     torch.set_num_threads(1)
@@ -81,7 +75,7 @@ def test_two_workers_batch_b_equal_one_worker_batch_2b(tmp_path: Path):
     g_full, d_full = _grads(G), _grads(D)
     rm_full = {n: b for n, b in G.named_buffers() if "running_mean" in n}
 
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
 
     fake_dist = torch.cat([ranks[0]["fake"], ranks[1]["fake"]])

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import CHROMIUM, headless_page, rendered_data_images
-from tests.support.prefect_server import PrefectServer, free_port
+from tests.support.prefect_server import PrefectServer
+from tests.support.sockets import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 POOL = "biggan-process"

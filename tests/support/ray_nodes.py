@@ -31,7 +31,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support import sockets
+from tests.support.sockets import free_port
 
 # `ray start` for a worker node, with loopback addresses kept as given (see module doc).
 WORKER_START = (
@@ -72,12 +72,6 @@ class ClusterInfo:
         env = dict(os.environ if base is None else base)
         env.update(self.env)
         return env
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _start_node(cli: list[str], args: list[str], env: dict[str, str], log: Path) -> None:

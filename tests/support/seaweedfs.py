@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.ray_nodes import free_port
+from tests.support.sockets import free_port
 
 
 @dataclass

@@ -1,16 +1,22 @@
-"""Who listens where: the TCP listening sockets of a set of processes, and a loopback check."""
+"""Who listens where: the TCP listening sockets of a set of processes, a loopback check, and
+the one free-port helper of the tests (benchmarks/bench_fixtures.py has the other: benchmark
+scripts run with benchmarks/ on sys.path, not the repository root, so they cannot import tests/)."""
 
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-try:
-    import psutil
-except ImportError:  # Ray vendors psutil (ray/thirdparty_files) and puts it on sys.path on import
-    import psutil
-    import ray  # noqa: F401
+import psutil  # a dependency of biggan itself (its reaper), so no fallback to Ray's vendored copy
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the kernel picks it; a server started right after takes it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
