@@ -5,12 +5,6 @@
 - `local_ray`: how a local Ray is bound to loopback in this Ray version.
 """
 
-from biggan.train.launcher.trainer import (
-    FAIL_ONCE_ENV,
-    TrainResult,
-    check_same_code,
-    launch_training,
-    package_fingerprint,
-)
+from biggan.train.launcher.trainer import TrainResult, check_same_code, launch_training, package_fingerprint
 
-__all__ = ["FAIL_ONCE_ENV", "TrainResult", "check_same_code", "launch_training", "package_fingerprint"]
+__all__ = ["TrainResult", "check_same_code", "launch_training", "package_fingerprint"]

@@ -33,10 +33,6 @@ from biggan.train.launcher.cluster import connect_ray, ray_job_metadata, torch_c
 from biggan.train.launcher.local_ray import worker_env as loopback_env
 from biggan.train.loop import train
 
-# Test hook (used by the FailureConfig integration test): a worker of rank 0 exits hard,
-# once, when it reaches this iteration; the marker file makes it fire only once per run.
-FAIL_ONCE_ENV = "BIGGAN_FAIL_ONCE_AT_ITERATION"
-
 log = logging.getLogger("biggan.train.launcher")
 
 
@@ -63,13 +59,6 @@ class RayTrainContext:
     def report(self, metrics: dict[str, Any]) -> None:
         import ray.train
 
-        fail_at = os.environ.get(FAIL_ONCE_ENV)
-        if fail_at and self.rank == 0 and int(metrics.get("iteration", 0)) >= int(fail_at):
-            marker = os.environ.get(FAIL_ONCE_ENV + "_MARKER", "/tmp/biggan-fail-once")
-            if not os.path.exists(marker):
-                with open(marker, "w") as handle:
-                    handle.write(str(metrics.get("iteration")))
-                os._exit(17)  # die like a killed process: no cleanup, no exception
         ray.train.report(_plain(metrics))
 
 
@@ -168,9 +157,6 @@ def _worker_env(loopback: bool) -> dict[str, str]:
            # worker's stdout, tees it to stdout too: a line printed by a library in the worker
            # would reach the driver twice. Unpatched, print() goes to stdout once and Ray streams it.
            "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
-    for key in (FAIL_ONCE_ENV, FAIL_ONCE_ENV + "_MARKER"):
-        if key in os.environ:
-            env[key] = os.environ[key]
     return env
 
 
