@@ -13,6 +13,13 @@ A thread of the train task reads those files and turns them into Prefect's own s
 
 The thread runs in a copy of the task's context: Prefect 3.8.8 finds the run context (logger,
 artifact and event attribution) through context variables, which a bare thread would not see.
+
+A failing poll never stops training, but it is not shrugged off either: a file caught mid-write
+fails one poll and the next one works, while a broken store or event client fails every poll,
+and then "evaluation follows training" has silently stopped. So failures in a row are counted:
+a warning for the first ones, an error from ESCALATE_AFTER on, and after MAX_FAILURES (a minute
+of polls) the watcher stops and keeps why in `failure`, which the train task returns and the
+flow run's state shows (flows/train.py).
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from flows.artifacts import publish_sample_sheet, slug
 CHECKPOINT_EVENT = "biggan.checkpoint.saved"
 POLL_S = 5.0  # a stat of stats.jsonl and a checkpoint listing per poll: cheap on any store
 MAX_LINES_PER_POLL = 20
+ESCALATE_AFTER = 3  # failed polls in a row from which each is logged as an error, not a warning
+MAX_FAILURES = 12  # failed polls in a row (a minute at POLL_S) after which the watcher gives up
 
 
 def run_resource(run_name: str) -> dict[str, str]:
@@ -53,12 +62,14 @@ class RunWatcher:
     """Polls one run store; publishes progress, losses, checkpoint events and sample sheets."""
 
     def __init__(self, run_uri: str, run_name: str, total: int, logger: logging.Logger | logging.LoggerAdapter,
-                 poll_s: float = POLL_S):
+                 poll_s: float | None = None):
         self.store = RunStore(run_uri)  # the run being trained
         self.run_name = run_name  # its name in the store (resource id, artifact keys)
         self.total = total  # iterations it trains to
         self.logger = logger  # the train task's run logger
-        self.poll_s = poll_s  # seconds between polls
+        self.poll_s = POLL_S if poll_s is None else poll_s  # seconds between polls
+        self.failures = 0  # failed polls in a row
+        self.failure: str | None = None  # why the watcher stopped publishing; None while it works
         self._stats_size = -1  # stats.jsonl size at the last read: re-read only when it grew
         self._last_iteration = 0  # newest stats record published
         self._checkpoints: set[str] = set(c.name for c in self.store.checkpoints()) if self.store.exists() else set()
@@ -127,12 +138,34 @@ class RunWatcher:
 
     # ------------------------------------------------------------------ the thread
 
+    def guarded_poll(self, last: bool = False) -> bool:
+        """One poll that never raises (a watcher must never fail training); False once the
+        watcher has given up: after MAX_FAILURES failed polls in a row, or when the `last` poll,
+        the one after training, fails (nothing would publish what it missed)."""
+        try:
+            self.poll()
+        except Exception as err:  # noqa: BLE001 - counted, escalated and surfaced below, never raised
+            self.failures += 1
+            what = f"{type(err).__name__}: {err}"
+            if self.failures >= MAX_FAILURES or last:
+                self.failure = (f"the run watcher of {self.run_name} gave up after {self.failures} failed "
+                                f"poll{'s' * (self.failures > 1)} in a row ({what}): checkpoint events (which "
+                                f"start evaluations), progress and sample sheets stopped being published")
+                self.logger.error("%s", self.failure)
+                return False
+            level = logging.ERROR if self.failures >= ESCALATE_AFTER else logging.WARNING
+            self.logger.log(level, "run watcher: poll failed (%d in a row; it gives up at %d): %s",
+                            self.failures, MAX_FAILURES, what)
+            return True
+        if self.failures:
+            self.logger.info("run watcher: polling works again after %d failed polls", self.failures)
+        self.failures = 0
+        return True
+
     def _loop(self) -> None:
         while not self._stop.wait(self.poll_s):
-            try:
-                self.poll()
-            except Exception as err:  # noqa: BLE001 - a watcher hiccup (a file mid-write) must never fail training
-                self.logger.warning("run watcher: %s: %s", type(err).__name__, err)
+            if not self.guarded_poll():
+                return
 
     @contextlib.contextmanager
     def running(self) -> Iterator[RunWatcher]:
@@ -146,7 +179,4 @@ class RunWatcher:
         finally:
             self._stop.set()
             thread.join()
-            try:
-                self.poll()
-            except Exception as err:  # noqa: BLE001 - never hide the training error behind a watcher one
-                self.logger.warning("run watcher: %s: %s", type(err).__name__, err)
+            self.guarded_poll(last=True)  # never raises: a training error is never hidden behind a watcher one
