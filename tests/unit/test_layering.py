@@ -142,6 +142,27 @@ def test_the_print_checker_catches_calls_and_callbacks():
     assert prints_in("biggan.train.loop", "log.info('print(x)')\nprinted = 1\n") == []  # strings, other names
 
 
+def fault_hooks_in(module: str, source: str) -> list[str]:
+    """`module:line` for what only a fault injector does: exit the process without cleanup
+    (os._exit), or read a BIGGAN_FAIL* switch. Tests inject faults from tests/ (tests/support)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr == "_exit" and getattr(node.value, "id", None) == "os":
+            found.append(f"{module}:{node.lineno} calls os._exit")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("BIGGAN_FAIL"):
+            found.append(f"{module}:{node.lineno} names the switch {node.value}")
+    return found
+
+
+def test_no_test_fault_switch_lives_in_the_package():
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        found += fault_hooks_in(module_name(path), path.read_text())
+    assert found == []
+    caught = fault_hooks_in("biggan.x", "import os\nif os.environ.get('BIGGAN_FAIL_AT'):\n    os._exit(17)\n")
+    assert sorted(caught) == ["biggan.x:2 names the switch BIGGAN_FAIL_AT", "biggan.x:3 calls os._exit"]
+
+
 def test_cli_import_does_not_pull_in_prefect_or_ray():
     code = ("import sys, biggan.cli\n"
             "print(sorted({k.split('.')[0] for k in sys.modules} & {'prefect', 'ray', 'flows'}))\n")
