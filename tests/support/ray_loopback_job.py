@@ -34,7 +34,8 @@ def _train_loop(config: dict) -> None:
     rank = dist.get_rank()
     x = torch.full((4,), float(rank + 1))
     dist.all_reduce(x)  # gloo over the process group Ray Train set up
-    rendezvous = {"master_addr": os.environ["MASTER_ADDR"], "master_port": int(os.environ["MASTER_PORT"])}
+    # Ray's own backend exports MASTER_ADDR/PORT; LoopbackTorchConfig passes a tcp:// URL instead.
+    rendezvous = {"master_addr": os.environ.get("MASTER_ADDR"), "master_port": os.environ.get("MASTER_PORT")}
     (sync / f"ready-{rank}").write_text(json.dumps(rendezvous))
     deadline = time.time() + WAIT_S
     while not (sync / "sampled").exists() and time.time() < deadline:

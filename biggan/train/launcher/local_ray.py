@@ -35,11 +35,13 @@ the address into <routable IP>:<port>, where nothing listens, and hangs. Connect
 RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (tests/support/ray_nodes.py does both ways).
 
 Not Ray but started by Ray Train: torch's c10d TCPStore, the rendezvous store that rank 0
-serves for `init_process_group(init_method="env://")` at MASTER_ADDR:MASTER_PORT. Its server
-binds the wildcard `::` whatever MASTER_ADDR says (torch's TCPStore has no bind-host argument).
-`LoopbackTorchConfig` (a `TorchConfig` for `TorchTrainer(torch_config=...)`) fixes that: rank 0
-serves the store on a socket it bound to 127.0.0.1 (`TCPStore(master_listen_fd=...)`,
-multi-tenant), and Ray Train's own `init_process_group` on rank 0 reuses that server. Gloo's
+serves for `init_process_group` at MASTER_ADDR:MASTER_PORT. Its server binds the wildcard `::`
+whatever MASTER_ADDR says (torch's TCPStore has no bind-host argument). `LoopbackTorchConfig`
+(a `TorchConfig` for `TorchTrainer(torch_config=...)`) fixes that: rank 0 serves the store on a
+socket it bound to 127.0.0.1 (`TCPStore(master_listen_fd=...)`, multi-tenant), and every rank's
+`init_process_group(init_method="tcp://127.0.0.1:<port>")` (through Ray Train's own setup
+function) finds it there; on rank 0 the multi-tenant store reuses that server. The rendezvous is
+passed in the URL, so no worker's environment is changed (MASTER_ADDR/MASTER_PORT stay unset). Gloo's
 pair sockets bind to the address the host name resolves to (`vm` -> 127.0.0.1 on the test
 machine, so loopback either way there); GLOO_SOCKET_IFNAME=lo pins them to loopback anywhere.
 
@@ -143,7 +145,7 @@ def _serve_store_on_loopback(world_size: int, timeout_s: float) -> int:
     sock.listen(max(128, world_size))
     port = sock.getsockname()[1]
     # multi_tenant=True registers the server under `port` in this process, so the TCPStore
-    # that init_process_group("env://") creates next on rank 0 reuses it instead of binding `::`.
+    # that init_process_group("tcp://...") creates next on rank 0 reuses it instead of binding `::`.
     # detach(): the server owns the descriptor from now on; a Python socket object would close
     # it when collected, silently killing the listener (rank 0 stopped listening in a test).
     store = dist.TCPStore(LOOPBACK, port, world_size, True, timedelta(seconds=timeout_s),
@@ -154,13 +156,6 @@ def _serve_store_on_loopback(world_size: int, timeout_s: float) -> int:
 
 def _release_store(port: int) -> None:
     _PENDING_STORES.pop(port, None)  # the process group now holds the server
-
-
-def _set_rendezvous_env(port: int) -> None:
-    os.environ["MASTER_ADDR"] = LOOPBACK
-    os.environ["MASTER_PORT"] = str(port)
-    for key, value in worker_env().items():
-        os.environ.setdefault(key, value)
 
 
 def _build_ray_classes() -> None:
@@ -182,10 +177,10 @@ def _build_ray_classes() -> None:
             size = len(worker_group)
             port = worker_group.execute_single(0, _serve_store_on_loopback, world_size=size,
                                                timeout_s=backend_config.timeout_s)
-            worker_group.execute(_set_rendezvous_env, port=port)
-            worker_group.execute(_set_torch_distributed_env_vars)
+            worker_group.execute(_set_torch_distributed_env_vars)  # RANK, WORLD_SIZE, ... as Ray's backend does
             ray.get([worker_group.execute_single_async(i, _setup_torch_process_group, backend=backend,
-                                                       world_rank=i, world_size=size, init_method="env://",
+                                                       world_rank=i, world_size=size,
+                                                       init_method=f"tcp://{LOOPBACK}:{port}",
                                                        timeout_s=backend_config.timeout_s)
                      for i in range(size)])
             worker_group.execute_single(0, _release_store, port=port)
