@@ -60,13 +60,14 @@ def _require_images(run, command: str, pairs: dict[str, Any]) -> None:
 @run_options
 @_EVAL_SET
 def evaluate_command(run_ref: str, store: str, checkpoint: str | None, overrides: tuple[str, ...]) -> None:
-    """IS/FID of every checkpoint not yet evaluated; appends the run's metrics_history.jsonl (flow evaluate-biggan)."""
+    """IS/FID of every checkpoint not yet evaluated, appended to the run's metric-<name>.jsonl; redraws
+    metrics_history.png (flow evaluate-biggan)."""
     pairs = eval_overrides(overrides)
     run = _run_uri(run_ref, store, "evaluate", pairs)
     from biggan.cli.prefect_env import prepare_prefect
 
     prepare_prefect()
-    from flows.evaluate import evaluate_biggan_flow
+    from biggan_flows.evaluate import evaluate_biggan_flow
 
     result = evaluate_biggan_flow(run=run, eval_overrides=pairs)
     echo_json({k: v for k, v in result.items() if k != "records"}

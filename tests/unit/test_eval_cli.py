@@ -26,10 +26,10 @@ def test_demo_summary_lists_numbers_and_paths():
                              "is_matches_val": {**point, "method": "nearest"}},
         "d_accuracy": {"train": 0.9, "val": 0.6}, "copying_flag": False,
         "sample_sheets": ["/r/samples/a.png"], "truncation_plot": "/r/truncation/curve.png",
-        "nn_grids": ["/r/memorization/nn_pixel.png"], "metrics_history": "/r/metrics_history.jsonl",
+        "nn_grids": ["/r/memorization/nn_pixel.png"], "metrics_history": "/r/metric-fid.jsonl",
         "metrics_plot": "/r/metrics_history.png",
     })
-    for needle in ("/r", "checkpoint_00000040", "12.000", "curve.png", "nn_pixel.png", "metrics_history.jsonl",
+    for needle in ("/r", "checkpoint_00000040", "12.000", "curve.png", "nn_pixel.png", "metric-fid.jsonl",
                    "train 0.900 / val 0.600"):
         assert needle in text
 
@@ -40,7 +40,7 @@ def test_demo_summary_judges_the_bar_including_wall_time():
         "run": "/r", "checkpoint": "/r/checkpoint_00000040", "metrics": {"IS": 2.5, "FID": 12.0},
         "operating_points": {"best_fid": point, "max_is": point, "val_is": 3.0},
         "d_accuracy": {"train": 0.9, "val": 0.6}, "copying_flag": False, "sample_sheets": [],
-        "truncation_plot": "t.png", "nn_grids": [], "metrics_history": "h.jsonl", "metrics_plot": "h.png",
+        "truncation_plot": "t.png", "nn_grids": [], "metrics_history": "metric-fid.jsonl", "metrics_plot": "h.png",
         "quality": {"agreement": {"mean": 0.95, "min": 0.8, "truncation": 1.0, "judge_val_accuracy": 0.98},
                     "agreement_untruncated": {"mean": 0.93, "min": 0.7, "truncation": None},
                     "fid_untrained": 600.0, "fid_final": 10.0, "fid_drop": 60.0,
