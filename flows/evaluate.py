@@ -7,8 +7,10 @@
   neighbours (Appendix A).
 - `train-dataset-classifier`: the feature extractor trained on the dataset's own shards.
 
-Every task calls a biggan.eval function; no tensor work happens here. With `ray_address`, the
-scoring tasks run as Ray tasks (prefect-ray) that can ask for GPUs (`gpus_per_task`).
+Every task calls a biggan.eval function; no tensor work happens here. On a Ray cluster (the
+`ray_address` parameter, else RAY_ADDRESS) the scoring, truncation and memorization tasks run as
+Ray tasks that ask for a GPU when `eval.device` may use one and the cluster has GPUs
+(flows/runners.py); the dataset classifier trains in the flow's own process.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from biggan.eval.session import ensure_classifier
 from biggan.eval.truncation import truncation_curve_of_checkpoint
 from biggan.runs import RunStore
 from biggan.runs.opened import with_eval
-from flows.artifacts import publish_evaluation, publish_memorization, publish_truncation
-from flows.labels import for_run, label_flow_run, run_tags
-from flows.params import EvalOverrides, as_eval_overrides
-from flows.runners import remote_gpus, retry_unless_user_error, task_runner
+from biggan_flows.artifacts import publish_evaluation, publish_memorization, publish_truncation
+from biggan_flows.labels import for_run, label_flow_run, run_tags
+from biggan_flows.params import EvalOverrides, as_eval_overrides
+from biggan_flows.runners import place_nodes, retry_unless_user_error, run_nodes
 
 # Tasks are NO_CACHE: each underlying function is idempotent on disk instead (the classifier is
 # reused from its fingerprint-keyed folder, reference statistics from the cache, scored
@@ -99,36 +101,26 @@ def quality_check_task(run: str, checkpoint: str, classifier: str | None) -> dic
     return result
 
 
-@flow(name="score-checkpoints", flow_run_name=for_run("score-checkpoints"))
-def score_checkpoints_flow(run: str, checkpoints: list[str], classifier: str | None, eval_cfg: EvalConfig,
-                           gpus_per_task: float = 0) -> list[dict]:
-    """Score checkpoints on this flow's task runner (one at a time on threads; Ray tasks in parallel)."""
+def score_pending(run: str, config: ExperimentConfig, ray_address: str | None = None) -> dict:
+    """The evaluate node of the evaluate-biggan flow: watch the run, score what is pending, one
+    task per checkpoint (one at a time on threads: each uses every core; in parallel on Ray)."""
     logger = get_run_logger()
-    with remote_gpus(gpus_per_task):
-        futures = [score_checkpoint_task.submit(run, name, classifier, eval_cfg) for name in checkpoints]
-    records = []
-    for future in futures:
-        record = future.result()
-        logger.info("%s: %s", record["checkpoint"], {k: round(v, 3) for k, v in record["metrics"].items()})
-        records.append(record)
-    return records
-
-
-def score_pending(run: str, config: ExperimentConfig, ray_address: str | None = None,
-                  gpus_per_task: float = 0) -> dict:
-    """The evaluate node, shared by the flow and the pipeline: watch the run, score what is pending."""
     store = RunStore(run)
     ecfg = config.eval
     store.evaluations.watch(ecfg.metrics, ecfg.truncation)  # from now on pruning keeps unscored checkpoints
     pending = [info.name for info in history.pending_checkpoints(store, ecfg.metrics, ecfg.truncation)]
-    get_run_logger().info("%s: %d checkpoint(s) to evaluate (%s)", run, len(pending), ", ".join(ecfg.metrics))
+    logger.info("%s: %d checkpoint(s) to evaluate (%s)", run, len(pending), ", ".join(ecfg.metrics))
     records = []
     if pending:
         classifier = dataset_classifier_task(config)
-        # A scoring pass uses every core (or the GPU) it gets: one at a time here, in parallel on Ray.
-        runner = task_runner(ray_address, threads=1)
-        records = score_checkpoints_flow.with_options(task_runner=runner)(run, pending, classifier, ecfg,
-                                                                          gpus_per_task)
+        placement = place_nodes(ray_address, ecfg.device)
+        logger.info("scoring on %s", placement.describe())
+        with run_nodes(placement, threads=1) as nodes:
+            futures = [nodes.submit(score_checkpoint_task, run, name, classifier, ecfg) for name in pending]
+            for future in futures:
+                record = future.result()
+                logger.info("%s: %s", record["checkpoint"], {k: round(v, 3) for k, v in record["metrics"].items()})
+                records.append(record)
     return {"records": records, "plot": plot_history_task(run)}
 
 
@@ -141,7 +133,7 @@ def dataset_classifier_flow(run: str, eval_overrides: EvalOverrides = EvalOverri
 @flow(name="evaluate-biggan", flow_run_name=for_run("evaluate"))
 def evaluate_biggan(run: str, store: str | None = None,
                     eval_overrides: EvalOverrides = EvalOverrides(),  # noqa: B008 (Prefect form default)
-                    ray_address: str | None = None, gpus_per_task: float = 0) -> dict:
+                    ray_address: str | None = None) -> dict:
     """Evaluate the run's checkpoints that are not yet scored; redraw the plot. A run that does
     not exist yet (a schedule set up before training starts) is a no-op, not a failure.
 
@@ -149,8 +141,7 @@ def evaluate_biggan(run: str, store: str | None = None,
         run: the run's location (folder or URI); with `store`, also its name there or `latest`
         store: run store that `run` is looked up in (name or `latest`); empty = `run` is a location
         eval_overrides: changes to the run's own evaluation settings; empty fields keep them
-        ray_address: score checkpoints as Ray tasks on this cluster (prefect-ray)
-        gpus_per_task: GPUs each scoring task asks Ray for
+        ray_address: score checkpoints as Ray tasks on this cluster; empty = RAY_ADDRESS, else threads here
     """
     logger = get_run_logger()
     found = _find_run(run, store)
@@ -162,7 +153,7 @@ def evaluate_biggan(run: str, store: str | None = None,
     config = run_config_task(run, as_eval_overrides(eval_overrides).to_dict())
     label_flow_run(f"evaluate-{config.name}", run_tags(config.preset, config.name))
     with tags(*run_tags(config.preset, config.name)):
-        scored = score_pending(run, config, ray_address, gpus_per_task)
+        scored = score_pending(run, config, ray_address)
     publish_evaluation(config.name, scored["records"], scored["plot"])
     return {"run": run, "evaluated": [r["checkpoint"] for r in scored["records"]], "records": scored["records"],
             "plot": scored["plot"]}
@@ -187,22 +178,40 @@ evaluate_biggan_flow = evaluate_biggan  # the name the CLI and tests import
 
 @flow(name="truncation-curve", flow_run_name=for_run("truncation-curve"))
 def truncation_curve_flow(run: str, checkpoint: str | None = None,
-                          eval_overrides: EvalOverrides = EvalOverrides()) -> dict:  # noqa: B008
-    """Truncation sweep of a checkpoint (default: the one the run marked for evaluation)."""
+                          eval_overrides: EvalOverrides = EvalOverrides(),  # noqa: B008 (Prefect form default)
+                          ray_address: str | None = None) -> dict:
+    """Truncation sweep of a checkpoint (default: the one the run marked for evaluation).
+
+    Args:
+        run: the run's location (folder or URI)
+        checkpoint: checkpoint name or iteration; empty = the one the run marked for evaluation
+        eval_overrides: changes to the run's own evaluation settings; empty fields keep them
+        ray_address: sweep as a Ray task on this cluster; empty = RAY_ADDRESS, else in this process
+    """
     config = run_config_task(run, as_eval_overrides(eval_overrides).to_dict())
     classifier = dataset_classifier_task(config)
     chosen = checkpoint_to_evaluate_task(run, checkpoint)
-    result = truncation_curve_task(run, chosen, classifier, config.eval)
+    with run_nodes(place_nodes(ray_address, config.eval.device), threads=1) as nodes:
+        result = nodes.submit(truncation_curve_task, run, chosen, classifier, config.eval).result()
     publish_truncation(config.name, result)
     return result
 
 
 @flow(name="memorization-check", flow_run_name=for_run("memorization-check"))
 def memorization_flow(run: str, checkpoint: str | None = None,
-                      eval_overrides: EvalOverrides = EvalOverrides()) -> dict:  # noqa: B008
-    """D accuracy and nearest neighbours of a checkpoint (default: the one marked for evaluation)."""
+                      eval_overrides: EvalOverrides = EvalOverrides(),  # noqa: B008 (Prefect form default)
+                      ray_address: str | None = None) -> dict:
+    """D accuracy and nearest neighbours of a checkpoint (default: the one marked for evaluation).
+
+    Args:
+        run: the run's location (folder or URI)
+        checkpoint: checkpoint name or iteration; empty = the one the run marked for evaluation
+        eval_overrides: changes to the run's own evaluation settings; empty fields keep them
+        ray_address: check as a Ray task on this cluster; empty = RAY_ADDRESS, else in this process
+    """
     config = run_config_task(run, as_eval_overrides(eval_overrides).to_dict())
     chosen = checkpoint_to_evaluate_task(run, checkpoint)
-    result = memorization_task(run, chosen, config.eval)
+    with run_nodes(place_nodes(ray_address, config.eval.device), threads=1) as nodes:
+        result = nodes.submit(memorization_task, run, chosen, config.eval).result()
     publish_memorization(config.name, result)
     return result

@@ -1,24 +1,25 @@
 """Prefect flow `pipeline`: shard-dataset -> train-biggan -> {evaluate, truncation-curve,
 memorization-check} in parallel, each node writing into the run directory and publishing
 Prefect artifacts. `biggan demo` runs it on the embedded digits.
+
+The evaluation nodes run where flows/runners.py places them: as Ray tasks on the cluster the
+run trained on (`cluster.ray_address`, RAY_ADDRESS, or the Ray that training started here), each
+in its own process with its own CPU (and a GPU when the cluster has them); with no Ray (training
+in this process, `num_workers=0`) as threads of this process.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from prefect import flow, get_run_logger, tags, task
 from prefect.cache_policies import NO_CACHE
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from biggan.config import ShardConfig
 from biggan.eval import history
 from biggan.runs import RunStore
-from flows.artifacts import (
+from biggan_flows.artifacts import (
     key_value_table,
     publish_evaluation,
     publish_memorization,
@@ -27,17 +28,18 @@ from flows.artifacts import (
     rounded,
     slug,
 )
-from flows.evaluate import (
+from biggan_flows.evaluate import (
     dataset_classifier_task,
     memorization_task,
     quality_check_task,
     run_config_task,
     truncation_curve_task,
 )
-from flows.labels import label_flow_run, pipeline_run_name, run_tags
-from flows.params import ExperimentOverrides, PresetName, as_overrides
-from flows.shard import shard_dataset_flow
-from flows.train import train_biggan_flow
+from biggan_flows.labels import label_flow_run, pipeline_run_name, run_tags
+from biggan_flows.params import ExperimentOverrides, PresetName, as_overrides
+from biggan_flows.runners import place_nodes, run_nodes
+from biggan_flows.shard import shard_dataset_flow
+from biggan_flows.train import train_biggan_flow
 
 
 @task(cache_policy=NO_CACHE)
@@ -60,8 +62,7 @@ def evaluate_pending_task(run: str, classifier: str | None, config) -> dict:
     return {"records": records, "plot": None if plot is None else plot.uri}
 
 
-# Threads: the evaluation nodes are independent readers of one checkpoint.
-@flow(name="pipeline", flow_run_name=pipeline_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4))
+@flow(name="pipeline", flow_run_name=pipeline_run_name)
 def pipeline(
     preset: PresetName = "digits32",
     overrides: ExperimentOverrides = ExperimentOverrides(),  # noqa: B008 (Prefect form default)
@@ -135,8 +136,8 @@ def _pipeline(logger, preset, overrides, source, root, manifest, shards, demo_da
     config = run_config_task(run, {}, wait_for=[trained_state])
     label_flow_run(f"pipeline-{config.name}", run_tags(config.preset, config.name))
     with tags(*run_tags(run=config.name)):
-        nodes = _evaluation_nodes(run, checkpoint, config, trained_state, class_agreement)
-    evaluated, curve, memo, quality = nodes
+        evaluated, curve, memo, quality = _evaluation_nodes(run, checkpoint, config, trained_state,
+                                                            class_agreement)
 
     publish_evaluation(config.name, evaluated["records"], evaluated["plot"])
     publish_truncation(config.name, curve)
@@ -153,27 +154,19 @@ def _evaluation_nodes(run: str, checkpoint: str, config, trained_state, class_ag
     """The evaluation nodes in parallel, each waiting on the training run (a graph edge)."""
     after = [trained_state]
     classifier = dataset_classifier_task(config, wait_for=after)  # before the parallel nodes, which all need it
-    with _threads_per_node(3):
-        evaluated = evaluate_pending_task.submit(run, classifier, config, wait_for=after)
-        curve = truncation_curve_task.submit(run, checkpoint, classifier, config.eval, wait_for=after)
-        memo = memorization_task.submit(run, checkpoint, config.eval, wait_for=after)
-        # After evaluate: it reads the final FID evaluate recorded instead of computing it again.
-        quality = (quality_check_task.submit(run, checkpoint, classifier, wait_for=[*after, evaluated])
-                   if class_agreement else None)
+    placement = place_nodes(config.cluster.ray_address, config.eval.device)
+    get_run_logger().info("evaluation nodes: %s", placement.describe())
+    with run_nodes(placement, threads=4) as nodes:
+        evaluated = nodes.submit(evaluate_pending_task, run, classifier, config, wait_for=after)
+        curve = nodes.submit(truncation_curve_task, run, checkpoint, classifier, config.eval, wait_for=after)
+        memo = nodes.submit(memorization_task, run, checkpoint, config.eval, wait_for=after)
+        quality = None
+        if class_agreement:
+            # After evaluate: it reads the final FID evaluate recorded instead of computing it again.
+            # Submitted once evaluate is done, so it never holds a Ray CPU while it waits.
+            evaluated.wait()
+            quality = nodes.submit(quality_check_task, run, checkpoint, classifier, wait_for=[*after, evaluated])
         return (evaluated.result(), curve.result(), memo.result(), None if quality is None else quality.result())
-
-
-@contextlib.contextmanager
-def _threads_per_node(nodes: int):
-    """The parallel nodes share this process (Prefect's thread pool): give each a share of the
-    cores for torch's intra-op threads, instead of every node starting one per core. On the demo's
-    2 cores, 3 nodes x 2 OpenMP threads spun against each other; on a GPU it changes nothing."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // nodes))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _summary(run, checkpoint_uri, checkpoint, config, trained, evaluated, curve, memo, quality) -> dict:

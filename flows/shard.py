@@ -8,6 +8,7 @@ machine. Every task calls a biggan.data function; no image work happens here.
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 
 from prefect import flow, get_run_logger, tags, task, unmapped
 from prefect.cache_policies import NO_CACHE
@@ -18,9 +19,9 @@ from biggan.data.info import DatasetInfo
 from biggan.data.progress import ProgressLog
 from biggan.data.shard import ShardPlan, ShardRecord, finalize_dataset, plan_shards, write_shard
 from biggan.storage import location
-from flows.artifacts import key_value_table, slug
-from flows.labels import run_tags, shard_run_name, short
-from flows.runners import retry_unless_user_error, task_runner
+from biggan_flows.artifacts import key_value_table, slug
+from biggan_flows.labels import run_tags, shard_run_name, short
+from biggan_flows.runners import ray_task_options, retry_unless_user_error, task_runner
 
 # The shard writer is itself idempotent (verified tars are kept), so Prefect's input-hash cache
 # would add nothing but the cost of hashing a plan of up to millions of sources.
@@ -74,7 +75,7 @@ def shard_dataset(config: ShardConfig) -> dict:
     # The task runner is picked per run (threads, or Ray when an address is given), so the
     # mapped writes live in a subflow started with that runner.
     runner = task_runner(config.ray_address, threads=min(8, os.cpu_count() or 1))
-    with tags(*run_tags(split=config.split)):
+    with tags(*run_tags(split=config.split)), ray_task_options() if config.ray_address else nullcontext():
         plan, records = write_shards_flow.with_options(task_runner=runner)(config)
         info = finalize_dataset_task(plan, records)
     reasons: dict[str, int] = {}

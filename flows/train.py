@@ -18,10 +18,10 @@ from biggan.config import ExperimentConfig
 from biggan.experiment import resolve_experiment
 from biggan.train.launcher import launch_training
 from biggan.train.launcher.cluster import connect_ray, ray_job_metadata
-from flows.artifacts import key_value_table, publish_ray_dashboard, slug
-from flows.labels import label_flow_run, run_tags, train_run_name
-from flows.params import ExperimentOverrides, PresetName, as_overrides
-from flows.watch import RunWatcher
+from biggan_flows.artifacts import key_value_table, publish_ray_dashboard, slug
+from biggan_flows.labels import label_flow_run, run_tags, train_run_name
+from biggan_flows.params import ExperimentOverrides, PresetName, as_overrides
+from biggan_flows.watch import RunWatcher
 
 
 @task(cache_policy=NO_CACHE, task_run_name="resolve-{preset}")

@@ -35,7 +35,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.events import emit_event
 
 from biggan.runs import RunStore
-from flows.artifacts import publish_sample_sheet, slug
+from biggan_flows.artifacts import publish_sample_sheet, slug
 
 CHECKPOINT_EVENT = "biggan.checkpoint.saved"
 POLL_S = 5.0  # a stat of stats.jsonl and a checkpoint listing per poll: cheap on any store

@@ -1,5 +1,6 @@
-"""`python -m biggan.cli`: the same as the `biggan` command."""
+"""`python -m biggan.cli`: the `biggan` command itself (the console script's entry point)."""
 
-from biggan.cli import main
+from biggan.cli.entry import run
 
-main()
+if __name__ == "__main__":
+    run()

@@ -64,7 +64,7 @@ def _run(values: dict, dry_run: bool) -> None:
     from biggan.cli.prefect_env import prepare_prefect
 
     prepare_prefect()
-    from flows.shard import shard_dataset_flow
+    from biggan_flows.shard import shard_dataset_flow
 
     try:
         echo_json(shard_dataset_flow(config=config))

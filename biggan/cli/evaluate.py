@@ -84,7 +84,7 @@ def truncation_command(run_ref: str, store: str, checkpoint: str | None, overrid
     from biggan.cli.prefect_env import prepare_prefect
 
     prepare_prefect()
-    from flows.evaluate import truncation_curve_flow
+    from biggan_flows.evaluate import truncation_curve_flow
 
     echo_json(truncation_curve_flow(run=run, checkpoint=checkpoint, eval_overrides=pairs))
 
@@ -99,6 +99,6 @@ def memorization_command(run_ref: str, store: str, checkpoint: str | None, overr
     from biggan.cli.prefect_env import prepare_prefect
 
     prepare_prefect()
-    from flows.evaluate import memorization_flow
+    from biggan_flows.evaluate import memorization_flow
 
     echo_json(memorization_flow(run=run, checkpoint=checkpoint, eval_overrides=pairs))

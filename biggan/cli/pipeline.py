@@ -44,7 +44,7 @@ def pipeline_command(preset: str, overrides: tuple[str, ...], source: str, root:
     from biggan.cli.prefect_env import prepare_prefect
 
     prepare_prefect()
-    from flows.pipeline import pipeline_flow
+    from biggan_flows.pipeline import pipeline_flow
 
     echo_json(pipeline_flow(preset=preset, overrides=pairs, source=source, root=root, manifest=manifest,
                             shards=shards, num_workers=num_workers, use_gpu=use_gpu, name=name, store=store))
@@ -62,7 +62,7 @@ def demo_command(data_dir: str, shards: str, store: str, num_workers: int, overr
     from biggan.cli.prefect_env import prepare_prefect
 
     prepare_prefect()
-    from flows.pipeline import pipeline_flow
+    from biggan_flows.pipeline import pipeline_flow
 
     started = time.perf_counter()
     summary = pipeline_flow(preset="digits32", overrides=pairs, shards=shards, demo_data=data_dir,

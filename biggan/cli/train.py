@@ -48,7 +48,7 @@ def train_command(preset: str, overrides: tuple[str, ...], shards: str | None, n
     from biggan.cli.prefect_env import prepare_prefect
 
     prepare_prefect()
-    from flows.train import train_biggan_flow
+    from biggan_flows.train import train_biggan_flow
 
     # The resolved name and source checkpoint go in, so the flow trains exactly the run printed by --dry-run.
     result = train_biggan_flow(preset=preset, overrides=pairs, shards=shards, num_workers=num_workers,

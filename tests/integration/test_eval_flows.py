@@ -22,7 +22,7 @@ def tiny_run(digits_shards, tmp_path_factory):
 
 @pytest.mark.slow
 def test_scheduled_evaluation_skips_evaluated_checkpoints(prefect_harness, tiny_run):
-    from flows.evaluate import evaluate_biggan_flow
+    from biggan_flows.evaluate import evaluate_biggan_flow
 
     torch.set_num_threads(1)
     run = tiny_run.run_uri
@@ -46,13 +46,13 @@ def test_scheduled_evaluation_skips_evaluated_checkpoints(prefect_harness, tiny_
 
 @pytest.mark.slow
 def test_truncation_and_memorization_flows(prefect_harness, tiny_run):
-    from flows.evaluate import memorization_flow, truncation_curve_flow
+    from biggan_flows.evaluate import memorization_flow, truncation_curve_flow
 
     torch.set_num_threads(1)
     run = tiny_run.run_uri
     curve = truncation_curve_flow(run=run, eval_overrides={"num_samples": 30})
     assert curve["checkpoint"] == RunStore(run).checkpoint_to_evaluate().name
-    assert [row["threshold"] for row in curve["rows"]] == [1.0, 0.5]
+    assert [row["threshold"] for row in curve["rows"]] == [None, 1.0, 0.5]  # None: the untruncated point
     assert curve["operating_points"]["val_is"] > 1.0
     assert RunStore(run).file("truncation", "curve.png").is_file()
     memo = memorization_flow(run=run, eval_overrides={"d_accuracy_samples": 50})
@@ -62,7 +62,7 @@ def test_truncation_and_memorization_flows(prefect_harness, tiny_run):
 
 @pytest.mark.slow
 def test_scheduled_evaluation_of_a_run_that_does_not_exist_yet_is_a_no_op(prefect_harness, tmp_path):
-    from flows.evaluate import evaluate_biggan_flow
+    from biggan_flows.evaluate import evaluate_biggan_flow
 
     result = evaluate_biggan_flow(run=str(tmp_path / "runs" / "not-yet"))
     assert result["evaluated"] == [] and result["plot"] is None

@@ -31,7 +31,7 @@ TINY = {
 
 @pytest.mark.slow
 def test_pipeline_end_to_end(prefect_harness, ray_cluster, demo_data, tmp_path):
-    from flows.pipeline import pipeline_flow
+    from biggan_flows.pipeline import pipeline_flow
 
     torch.set_num_threads(1)
     summary = pipeline_flow(preset="digits32", overrides=TINY, root=str(demo_data.imagenet_root),

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_shard_flow_jft_top_k_and_idempotent_rerun(prefect_harness, demo_data, tmp_path):
-    from flows.shard import shard_dataset_flow
+    from biggan_flows.shard import shard_dataset_flow
 
     cfg = ShardConfig(source="jft", manifest=demo_data.manifest, out=tmp_path / "jft", resolution=32,
                       top_labels=11, samples_per_shard=300)
@@ -35,8 +35,8 @@ def test_shard_flow_jft_top_k_and_idempotent_rerun(prefect_harness, demo_data, t
 def test_shard_flow_on_ray_task_runner(prefect_harness, ray_cluster, demo_data, tmp_path, digits_shards):
     from prefect_ray import RayTaskRunner
 
-    from flows.runners import task_runner
-    from flows.shard import shard_dataset_flow
+    from biggan_flows.runners import task_runner
+    from biggan_flows.shard import shard_dataset_flow
 
     cfg = ShardConfig(source="imagenet", root=demo_data.imagenet_root, split="val", out=tmp_path / "val",
                       resolution=32, samples_per_shard=200, ray_address="auto")

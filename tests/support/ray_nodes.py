@@ -122,13 +122,14 @@ def stop_session(marker: str, temp_dirs: list[Path], timeout: float = 10.0) -> N
 
 
 @contextlib.contextmanager
-def two_node_cluster(tmp_dir: Path, cpus_per_node: int = 2,
-                     object_store_mb: int = 100) -> Iterator[ClusterInfo]:
+def two_node_cluster(tmp_dir: Path, cpus_per_node: int = 2, object_store_mb: int = 100,
+                     gpus_per_node: int = 0) -> Iterator[ClusterInfo]:
     """Start a head node and a worker node on this machine; stop both on exit, even on failure.
 
     tmp_dir: where the `ray start` logs go (Ray's own temp dirs are short dirs in /tmp)
     cpus_per_node: logical CPUs of each node
     object_store_mb: shared memory for objects, per node
+    gpus_per_node: logical GPUs of each node (Ray schedules on them; none need be there)
     """
     tmp_dir = Path(tmp_dir)
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -140,7 +141,8 @@ def two_node_cluster(tmp_dir: Path, cpus_per_node: int = 2,
                   "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # node IP and addresses stay 127.0.0.1
     base = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH")}
     base.update(client_env)
-    common = [f"--num-cpus={cpus_per_node}", f"--object-store-memory={object_store_mb * 2**20}",
+    common = [f"--num-cpus={cpus_per_node}", f"--num-gpus={gpus_per_node}",
+              f"--object-store-memory={object_store_mb * 2**20}",
               "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
     gcs_port, dashboard_port = free_port(), free_port()
     gcs_address = f"127.0.0.1:{gcs_port}"

@@ -73,7 +73,7 @@ def violations(module: str, source: str) -> list[str]:
     for line, target in imports_of(source, module):
         where = f"{module}:{line} imports {target}"
         top = target.split(".")[0]
-        if top in ("prefect", "prefect_ray", "flows") and not _within(module, "biggan.cli"):
+        if top in ("prefect", "prefect_ray", "flows", "biggan_flows") and not _within(module, "biggan.cli"):
             out.append(f"{where} (only the CLI reaches Prefect and the flows)")
         if top == "ray" and not _within(module, RAY_LAUNCHER):
             out.append(f"{where} (only {RAY_LAUNCHER} imports Ray)")
@@ -101,7 +101,7 @@ def test_the_checker_catches_each_kind_of_violation():
               "    from prefect import flow\n"
               "    from biggan.eval.scoring import x\n"
               "    from biggan.cli import main\n"
-              "    import flows.train\n")
+              "    import biggan_flows.train\n")
     found = violations("biggan.train.loop", source)
     assert len(found) == 5, found
     assert any("only biggan.train.launcher imports Ray" in v for v in found)
@@ -109,7 +109,7 @@ def test_the_checker_catches_each_kind_of_violation():
     assert any("floor 5 above floor 4" in v for v in found)
     assert violations("biggan.train.launcher", "import ray\nimport ray.train\n") == []
     assert violations("biggan.models.layers", "from biggan.runs import RunStore\n")  # below may not look up
-    assert violations("biggan.cli.train", "def f():\n    from flows.train import train_biggan_flow\n") == []
+    assert violations("biggan.cli.train", "def f():\n    from biggan_flows.train import train_biggan_flow\n") == []
 
 
 def prints_in(module: str, source: str) -> list[str]:
@@ -165,6 +165,6 @@ def test_no_test_fault_switch_lives_in_the_package():
 
 def test_cli_import_does_not_pull_in_prefect_or_ray():
     code = ("import sys, biggan.cli\n"
-            "print(sorted({k.split('.')[0] for k in sys.modules} & {'prefect', 'ray', 'flows'}))\n")
+            "print(sorted({k.split('.')[0] for k in sys.modules} & {'prefect', 'ray', 'flows', 'biggan_flows'}))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"

@@ -1,6 +1,7 @@
 """Which Ray a training job runs on: an initialised one, the cluster at `cluster.ray_address` /
 RAY_ADDRESS, or a new local one whose every port listens on 127.0.0.1 (local_ray.py), with
-Ray's token authentication left on."""
+Ray's token authentication left on. `join_ray` is also how the flows' Ray tasks (evaluation
+nodes, shard writes) join a cluster, loopback ones included."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def connect_ray(cluster: ClusterConfig, metadata: dict[str, str] | None = None) 
     from ray._private.worker import get_dashboard_url
     from ray.job_config import JobConfig
 
-    from biggan.train.launcher.local_ray import loopback_node_ip, start_local_ray
+    from biggan.train.launcher.local_ray import start_local_ray
 
     env = {"env_vars": {"RAY_TRAIN_ENABLE_STATE_TRACKING": "1"}}
     job = JobConfig(metadata=dict(metadata or {}))
@@ -49,10 +50,7 @@ def connect_ray(cluster: ClusterConfig, metadata: dict[str, str] | None = None) 
     if not ray.is_initialized():
         address = cluster.ray_address or os.environ.get("RAY_ADDRESS")
         if address:
-            # Ray rewrites a loopback address to the routable IP, where a loopback cluster does
-            # not listen (local_ray.py): join it with the node IP kept on loopback.
-            with loopback_node_ip() if _is_loopback(address) else contextlib.nullcontext():
-                ray.init(address=address, runtime_env=env, job_config=job)
+            join_ray(address, runtime_env=env, job_config=job)
         else:
             start_local_ray(dashboard_host=cluster.dashboard_host, runtime_env=env, job_config=job)
             started_here = True
@@ -62,6 +60,21 @@ def connect_ray(cluster: ClusterConfig, metadata: dict[str, str] | None = None) 
     nodes = [node for node in ray.nodes() if node.get("Alive")]
     loopback = bool(nodes) and all(_is_loopback(node.get("NodeManagerAddress", "")) for node in nodes)
     return RayConnection(dashboard_url=url or None, loopback=loopback, started_here=started_here)
+
+
+def join_ray(address: str, runtime_env: dict | None = None, job_config=None) -> dict[str, float]:
+    """Join the Ray cluster at `address` unless this process already joined one; return the
+    cluster's resources (`ray.cluster_resources()`: CPU, GPU, memory, custom ones)."""
+    import ray
+
+    from biggan.train.launcher.local_ray import loopback_node_ip
+
+    if not ray.is_initialized():
+        # Ray rewrites a loopback address to the routable IP, where a loopback cluster does
+        # not listen (local_ray.py): join it with the node IP kept on loopback.
+        with loopback_node_ip() if _is_loopback(address) else contextlib.nullcontext():
+            ray.init(address=address, runtime_env=runtime_env, job_config=job_config)
+    return ray.cluster_resources()
 
 
 def torch_config(backend: str, loopback: bool):
