@@ -29,6 +29,14 @@ class ModelConfig(Strict):
     sn_eps: float = Field(1e-4, gt=0, description="spectral norm epsilon (Appendix C: raised to 1e-4)")
     bn_eps: float = Field(1e-4, gt=0, description="batch norm epsilon (Appendix C: raised to 1e-4)")
     sn_power_iterations: int = Field(1, ge=1, description="power iterations per forward of every SN layer")
+    # Section 4.1 studies G with and without SN (its conditioning of sigma_0 works "both with and
+    # without Spectral Normalization"); SN off keeps the SN vectors, so singular values are still
+    # tracked and logged. Architecture, not a training knob: the same weights compute another
+    # function with SN off (W instead of W / sigma_0), so it may not change on resume.
+    g_sn: bool = Field(True, description="spectral normalization in G (Section 4.1 studies G without it; "
+                                         "singular values are tracked either way)")
+    d_sn: bool = Field(True, description="spectral normalization in D (Section 4.2; singular values are "
+                                         "tracked either way)")
     # Section 4.1 reads the top 3 with the Arnoldi iteration; ours are power-iteration estimates
     # (biggan.models.spectral), within 3% (sigma_0) and 15% (sigma_1, sigma_2) of the true values
     # (tests/unit/test_models_sv_accuracy.py).

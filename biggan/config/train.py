@@ -1,11 +1,13 @@
-"""Config of optimisation (Section 3, Appendix C) and of the collapse rule (Section 4).
+"""Config of optimisation (Section 3, Appendix C), of the collapse rule and of Section 4's
+conditioning of G and D.
 
-Defaults are the paper's values unless a description says otherwise.
+Defaults are the paper's values unless a description says otherwise. Every Section 4 knob is off
+by default: the paper's BigGAN trains without them (docs/stability.md says what each did there).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -35,6 +37,37 @@ class CollapseConfig(Strict):
         0.01, gt=0, description="dead D: |D loss - 2.0| below this (the hinge loss at chance) ...")
     vanishing_grad: float = Field(
         1e-6, gt=0, description="... while D's gradient norm is below this")
+    # Section 4 stops at collapse and scores the checkpoint before; `rollback` goes back to it
+    # instead and continues with the next remedy (biggan.train.rollback).
+    action: Literal["stop", "rollback"] = Field(
+        "stop", description="on collapse: stop (Section 4: score the checkpoint before), or roll back to the "
+                            "newest checkpoint at or before the last healthy record and continue with the next remedy")
+    remedies: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="rollback: override sets applied in turn, one per rollback, e.g. [{train.g_lr: 2.5e-5}, "
+                    "{train.d_r1_gamma: 1.0}]; keys that may change on resume except cluster, data, "
+                    "precision, memory format, accumulation and the collapse rule itself; later rollbacks "
+                    "without an entry retry with new data and latent streams only")
+    max_rollbacks: int = Field(
+        3, ge=0, description="rollback: rollbacks a run may make; the collapse after the last one stops it")
+
+
+class SigmaConditioning(Strict):
+    """Section 4.1: condition the top singular value sigma_0 of each of G's layers (raw weights,
+    with or without SN), by a penalty toward a target or by eq. 4's clamp after each G step."""
+
+    mode: Literal["off", "reg", "clamp"] = Field(
+        "off", description="off; reg: add strength x (sigma_0 - target)^2 per layer to G's loss; clamp: eq. 4, "
+                           "W <- W - max(0, sigma_0 - target) u_0 v_0^T after each G step (partial SVD)")
+    target: Literal["fixed", "ratio"] = Field(
+        "fixed", description="fixed: `value` (sigma_reg / sigma_clamp); ratio: `ratio` x sg(sigma_1), the layer's "
+                             "second singular value without a gradient (Section 4.1)")
+    value: float = Field(
+        1.0, gt=0, description="the fixed target (paper silent on its value; 1 is what orthogonal initialisation "
+                               "gives every layer)")
+    ratio: float = Field(2.0, gt=0, description="r of the ratio target r x sg(sigma_1) (paper silent on its value)")
+    strength: float = Field(
+        0.01, ge=0, description="reg: the penalty's weight (paper silent on its value)")
 
 
 class TrainConfig(Strict):
@@ -47,11 +80,33 @@ class TrainConfig(Strict):
     d_steps: int = Field(2, ge=1, description="D steps per G step (Appendix C: 2)")
     g_lr: float = Field(5e-5, gt=0, description="G learning rate (Appendix C: 5e-5)")
     d_lr: float = Field(2e-4, gt=0, description="D learning rate (Appendix C: 2e-4)")
-    betas: tuple[float, float] = Field((0.0, 0.999), description="Adam betas, each in [0, 1) (Appendix C)")
+    betas: tuple[float, float] = Field(
+        (0.0, 0.999), description="Adam betas of G, and of D unless d_betas is set; each in [0, 1) (Appendix C)")
+    d_betas: tuple[float, float] | None = Field(
+        None, description="Adam betas of D apart from G's; None = betas (the paper sweeps D's beta1 from 0.1 to 0.5: "
+                          "a light regularisation, Section 4.2 and its hyper-parameter appendix)")
     adam_eps: float = Field(
         1e-6, gt=0, description="Adam epsilon (paper silent; BigGAN-PyTorch's launch scripts use 1e-6)")
     ortho: bool = Field(True, description="modified orthogonal regularization on G (Section 3.1, eq. 3)")
     ortho_beta: float = Field(1e-4, ge=0, description="ortho regularization strength beta (Section 3.1)")
+    # Section 4.2's conditioning of D, all off by default (the paper's BigGAN uses none).
+    d_r1_gamma: float = Field(
+        0.0, ge=0, description="R1 zero-centred gradient penalty gamma/2 E||grad D(x)||^2 on real images (Section "
+                               "4.2, eq. 5; the paper: 10 stabilises but costs 45% of IS, 1 is the weakest that still "
+                               "prevents collapse); 0 = off")
+    d_r1_every: int = Field(
+        1, ge=1, description="R1 every k D steps, scaled by k (the lazy form of StyleGAN2 / stylegan2-ada); 1 = "
+                             "every D step")
+    d_dropout_keep: float = Field(
+        1.0, gt=0, le=1, description="keep probability of dropout before D's head (Section 4.2; the paper sweeps "
+                                     "0.5 to 0.95); 1 = off")
+    d_weight_decay: float = Field(
+        0.0, ge=0, description="L2 penalty on D's weights, as Adam's weight_decay (Section 4.2); 0 = off")
+    d_ortho_beta: float = Field(
+        0.0, ge=0, description="orthogonal regularization (eq. 3) on D's >= 2-d weights, as on G (Section 4.2); "
+                               "0 = off")
+    g_sigma: SigmaConditioning = Field(
+        SigmaConditioning(), description="Section 4.1: regularise or clamp sigma_0 of each of G's layers")
     ema_decay: float = Field(0.9999, ge=0, lt=1, description="EMA decay of G's weights (Appendix C)")
     ema_start: int = Field(
         20_000, ge=0, description="iteration EMA starts at (paper silent; BigGAN-PyTorch: 20000)")
@@ -93,9 +148,9 @@ class TrainConfig(Strict):
             raise ValueError("init_from must name a run or a checkpoint folder (or be null)")
         return None if value is None else value.strip()
 
-    @field_validator("betas")
+    @field_validator("betas", "d_betas")
     @classmethod
-    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not all(0.0 <= b < 1.0 for b in value):
+    def _betas_in_range(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not all(0.0 <= b < 1.0 for b in value):
             raise ValueError(f"each Adam beta must be in [0, 1), got {list(value)}")
         return value

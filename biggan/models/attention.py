@@ -11,8 +11,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from biggan.models.spectral import SNConv2d
+from biggan.models.twice import building_twice_differentiable
 
 
 class _AttentionCore(torch.autograd.Function):
@@ -22,6 +24,10 @@ class _AttentionCore(torch.autograd.Function):
     holding one map in forward instead of two (logits and probabilities) and two in backward
     instead of three: at 128 px a map is 4096 x 1024 floats per image, 268 MB for D's 16.
     In-place softmax kernels are used on CPU only, where they work row by row.
+
+    Its backward is not itself differentiable (the saved map has no graph back to theta and
+    phi), so it is `once_differentiable`: a second derivative through it raises. R1 (Section
+    4.2) builds its D pass under `differentiable_twice()`, where `attention_core` uses plain ops.
     """
 
     @staticmethod
@@ -35,6 +41,7 @@ class _AttentionCore(torch.autograd.Function):
         return torch.bmm(beta, g_t)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out: Tensor):
         theta_t, phi, g_t, beta = ctx.saved_tensors
         grad_out = grad_out.to(beta.dtype)
@@ -57,10 +64,12 @@ def attention_core(theta_t: Tensor, phi: Tensor, g_t: Tensor) -> Tensor:
     (at 128 px a third of a training step); in this order it arrives contiguous.
     """
     needs_grad = torch.is_grad_enabled() and (theta_t.requires_grad or phi.requires_grad or g_t.requires_grad)
-    if needs_grad and not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
+    tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
+    if needs_grad and not (tracing or building_twice_differentiable()):
         return _AttentionCore.apply(theta_t, phi, g_t)
     # Inference, TorchScript tracing and torch.export: plain ops (no map is kept for a backward,
-    # and a Python autograd.Function cannot be traced into a program).
+    # and a Python autograd.Function cannot be traced into a program); R1's pass: plain ops,
+    # whose backward autograd can differentiate.
     return torch.bmm(torch.softmax(torch.bmm(theta_t, phi), dim=-1), g_t)
 
 
@@ -71,6 +80,7 @@ class SelfAttention(nn.Module):
         num_svs: int,  # SN singular values tracked
         num_iterations: int,  # SN power iterations per forward
         sn_eps: float,  # Appendix C: 1e-4
+        sn_enabled: bool = True,  # divide by sigma_0 (model.g_sn / model.d_sn); tracked either way
     ) -> None:
         super().__init__()
         if channels < 8:
@@ -79,7 +89,7 @@ class SelfAttention(nn.Module):
 
         def conv(cin: int, cout: int) -> SNConv2d:
             return SNConv2d(cin, cout, kernel_size=1, padding=0, bias=False,
-                            num_svs=num_svs, num_iterations=num_iterations, eps=sn_eps)
+                            num_svs=num_svs, num_iterations=num_iterations, eps=sn_eps, enabled=sn_enabled)
 
         self.theta = conv(channels, channels // 8)
         self.phi = conv(channels, channels // 8)

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from biggan.models.bn_affine import NormalizeAffine, apply_scale_shift
 from biggan.models.precision import at_least_fp32
+from biggan.models.twice import building_twice_differentiable
 
 
 @runtime_checkable
@@ -116,11 +117,27 @@ class ReducedBatchNorm(nn.Module):
         if not self.training:
             invstd = torch.rsqrt(self.running_var + self.eps)
             return apply_scale_shift(x, self.running_mean, invstd, gain, bias)
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or gain.requires_grad or bias.requires_grad)
+        if needs_grad and building_twice_differentiable():
+            return self._twice_differentiable_affine(x, gain, bias)
         mean, var, n = self._batch_statistics(x)
         invstd = torch.rsqrt(var + self.eps)
-        if torch.is_grad_enabled() and (x.requires_grad or gain.requires_grad or bias.requires_grad):
+        if needs_grad:
             return NormalizeAffine.apply(x, gain, bias, mean, invstd, n, self.reducer)
         return apply_scale_shift(x, mean, invstd, gain, bias)  # e.g. G under no_grad in D's step
+
+    def _twice_differentiable_affine(self, x: Tensor, gain: Tensor, bias: Tensor) -> Tensor:
+        """The same normalisation in plain ops: statistics with a graph (through the reducer's
+        differentiable all-reduce across replicas), so autograd can differentiate the backward."""
+        xf = at_least_fp32(x)
+        dims = (0, 2, 3)
+        count = torch.tensor(float(xf.numel() // xf.shape[1]), device=x.device, dtype=xf.dtype)
+        s, ss, n = self.reducer.reduce(xf.sum(dims), (xf * xf).sum(dims), count)
+        mean = s / n
+        var = (ss / n - mean * mean).clamp_min(0.0)
+        with torch.no_grad():
+            self._update_running(mean, var, n)
+        return apply_scale_shift(x, mean, torch.rsqrt(var + self.eps), gain, bias)
 
     @torch.no_grad()
     def _batch_statistics(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

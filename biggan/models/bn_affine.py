@@ -21,9 +21,11 @@ activation is read in two reductions and written in one fused pass:
 where m1, m2 are the means of dxhat = gain * dy and of dxhat * xhat over the WHOLE batch: their
 per-channel sums go through the same reducer as the statistics (a second all-reduce across
 replicas), which is exactly the gradient of global-batch BN that the differentiable
-all-reduce of [sum, sum of squares] gave before. Double backward is not supported: the paper's
-BigGAN trains without a gradient penalty, but Section 4.2 studies one (R1 on D, which has no BN:
-this BN is G's only, and R1 differentiates D alone).
+all-reduce of [sum, sum of squares] gave before. The backward is not itself differentiable, so it
+is `once_differentiable`: a second derivative through it raises instead of coming out wrong.
+Inside `differentiable_twice()` (biggan.models.twice) the BN computes its statistics and affine
+with plain differentiable ops instead (batchnorm.ReducedBatchNorm.affine). The paper's BigGAN
+trains without a gradient penalty; Section 4.2's R1 differentiates D alone, which has no BN.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Protocol
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from biggan.models.precision import at_least_fp32
 
@@ -65,6 +68,7 @@ class NormalizeAffine(torch.autograd.Function):
         return apply_scale_shift(x, mean, invstd, gain, bias)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, dy: Tensor):
         x, gain, mean, invstd, count = ctx.saved_tensors
         gain_shape, bias_shape = ctx.shapes

@@ -2,7 +2,9 @@
 
 A projection discriminator (Miyato & Koyama 2018): residual blocks, ReLU, global SUM
 pooling, then a linear output plus the inner product of a class embedding with the pooled
-features. Every conv, linear and the embedding are spectrally normalised.
+features. Every conv, linear and the embedding are spectrally normalised (unless `model.d_sn`
+is off, Section 4.2). Dropout on the pooled features before the head is off unless the training
+step sets a keep probability (`train.d_dropout_keep`, Section 4.2; biggan.models.layers.HeadDropout).
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ from torch import Tensor, nn
 
 from biggan.config import ModelConfig
 from biggan.models.arch import DEFAULT_D_ATTENTION, discriminator_blocks, resolve_attention
-from biggan.models.attention import SelfAttention
 from biggan.models.init import orthogonal_init_
-from biggan.models.layers import DBlock, SNFactory
+from biggan.models.layers import DBlock, HeadDropout, sn_factory
 from biggan.models.precision import at_least_fp32
 
 
@@ -28,7 +29,7 @@ class Discriminator(nn.Module):
         ch = cfg.discriminator_ch
         attention = resolve_attention(cfg.d_attention, cfg.resolution, DEFAULT_D_ATTENTION)
         specs = discriminator_blocks(cfg.resolution, ch, attention)
-        sn = SNFactory(cfg.sn_tracked_svs, cfg.sn_power_iterations, cfg.sn_eps)
+        sn = sn_factory(cfg, "D")  # model.d_sn: SN on or off in every layer of D
         self.blocks = nn.ModuleList()
         for index, spec in enumerate(specs):
             stage = nn.ModuleList([
@@ -36,8 +37,9 @@ class Discriminator(nn.Module):
                        preactivation=index > 0, sn=sn)
             ])
             if spec.attention:
-                stage.append(SelfAttention(spec.out_channels, sn.num_svs, sn.num_iterations, sn.eps))
+                stage.append(sn.attention(spec.out_channels))
             self.blocks.append(stage)
+        self.head_dropout = HeadDropout()  # keep probability set by the training step
         self.linear = sn.linear(specs[-1].out_channels, 1)
         self.embed = sn.embedding(cfg.num_classes, specs[-1].out_channels)
         orthogonal_init_(self)
@@ -51,5 +53,6 @@ class Discriminator(nn.Module):
         # hinge loss, and a sum over up to 16 x 16 positions would round at 3 digits in bf16.
         with torch.autocast(device_type=h.device.type, enabled=False):
             h = torch.sum(at_least_fp32(F.relu(h, inplace=True)), dim=(2, 3))  # global sum pooling (Table 4b)
+            h = self.head_dropout(h)  # identity unless train.d_dropout_keep < 1 (training only)
             out = self.linear(h).squeeze(1)
             return out + torch.sum(self.embed(y) * h, dim=1)  # projection term

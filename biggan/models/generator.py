@@ -22,10 +22,9 @@ from biggan.models.arch import (
     resolve_attention,
     resolve_dim_z,
 )
-from biggan.models.attention import SelfAttention
 from biggan.models.batchnorm import BatchNorm2d, BatchStatsReducer
 from biggan.models.init import orthogonal_init_
-from biggan.models.layers import ConditionalBNFactory, GBlock, SNFactory
+from biggan.models.layers import ConditionalBNFactory, GBlock, sn_factory
 
 
 class Generator(nn.Module):
@@ -52,7 +51,7 @@ class Generator(nn.Module):
         else:
             self.num_chunks, self.z_chunk, self.dim_z = 1, 0, requested_z
 
-        sn = SNFactory(cfg.sn_tracked_svs, cfg.sn_power_iterations, cfg.sn_eps)
+        sn = sn_factory(cfg, "G")  # model.g_sn: SN on or off in every layer of G
         # Shared embedding is a plain nn.Embedding: BigGAN-PyTorch notes SN on it cripples G.
         self.shared = nn.Embedding(cfg.num_classes, cfg.shared_dim) if cfg.shared else None
         class_dim = cfg.shared_dim if cfg.shared else cfg.num_classes
@@ -66,7 +65,7 @@ class Generator(nn.Module):
         for spec in specs:
             stage = nn.ModuleList([GBlock(spec.in_channels, spec.out_channels, sn, make_bn)])
             if spec.attention:
-                stage.append(SelfAttention(spec.out_channels, sn.num_svs, sn.num_iterations, sn.eps))
+                stage.append(sn.attention(spec.out_channels))
             self.blocks.append(stage)
         # Output: BN (unconditional in BigGAN-PyTorch), ReLU, SN conv3x3 to RGB, tanh (Table 4a).
         self.output_bn = BatchNorm2d(specs[-1].out_channels, eps=cfg.bn_eps, reducer=bn_reducer)

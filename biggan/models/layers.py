@@ -9,10 +9,14 @@ shortcut. D is "wide" as in BigGAN-PyTorch: the hidden width is the block's outp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from biggan.config import ModelConfig
+from biggan.models.attention import SelfAttention
 from biggan.models.batchnorm import BatchStatsReducer, ConditionalBatchNorm2d
 from biggan.models.spectral import SNConv2d, SNEmbedding, SNLinear
 
@@ -24,17 +28,67 @@ class SNFactory:
     num_svs: int  # singular values tracked per layer (Section 4.1: top 3)
     num_iterations: int  # power iterations per forward
     eps: float  # Appendix C: 1e-4
+    enabled: bool = True  # divide by sigma_0 (Section 4 studies G and D with and without SN)
 
     def conv(self, cin: int, cout: int, kernel_size: int = 3) -> SNConv2d:
         return SNConv2d(cin, cout, kernel_size, padding=kernel_size // 2, bias=True,
-                        num_svs=self.num_svs, num_iterations=self.num_iterations, eps=self.eps)
+                        num_svs=self.num_svs, num_iterations=self.num_iterations, eps=self.eps,
+                        enabled=self.enabled)
 
     def linear(self, cin: int, cout: int, bias: bool = True) -> SNLinear:
         return SNLinear(cin, cout, bias=bias, num_svs=self.num_svs,
-                        num_iterations=self.num_iterations, eps=self.eps)
+                        num_iterations=self.num_iterations, eps=self.eps, enabled=self.enabled)
 
     def embedding(self, num: int, dim: int) -> SNEmbedding:
-        return SNEmbedding(num, dim, num_svs=self.num_svs, num_iterations=self.num_iterations, eps=self.eps)
+        return SNEmbedding(num, dim, num_svs=self.num_svs, num_iterations=self.num_iterations, eps=self.eps,
+                           enabled=self.enabled)
+
+    def attention(self, channels: int) -> SelfAttention:
+        """A non-local block whose four 1x1 convs follow these SN settings."""
+        return SelfAttention(channels, self.num_svs, self.num_iterations, self.eps, sn_enabled=self.enabled)
+
+
+def sn_factory(cfg: ModelConfig, network: Literal["G", "D"]) -> SNFactory:
+    """The SN settings of G's or D's layers (`model.g_sn` / `model.d_sn` switch SN per network).
+    Every network family builds its SN layers through this, so both switches reach all of them
+    (biggan.train.state checks that they did)."""
+    enabled = cfg.g_sn if network == "G" else cfg.d_sn
+    return SNFactory(cfg.sn_tracked_svs, cfg.sn_power_iterations, cfg.sn_eps, enabled)
+
+
+class HeadDropout(nn.Module):
+    """Dropout on the pooled features in front of D's output layer (Section 4.2 and the paper's
+    hyper-parameter sweeps: "DropOut in the final layer of D", keep probability 0.5 to 0.95).
+
+    The keep probability is a training setting (`train.d_dropout_keep`), not architecture: the
+    module holds no weights, so the step sets it (`set_head_dropout`) and a run may change it on
+    resume or in a rollback remedy. Masks come from `generator` (the step passes its latent RNG,
+    which every checkpoint segment reseeds), so a resumed run draws the masks of an uninterrupted
+    one; the global RNG is never touched. Off in evaluation, as dropout always is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keep = 1.0  # keep probability; 1 = off
+        self.generator: torch.Generator | None = None  # draws the masks; None: the global RNG
+
+    def forward(self, h: Tensor) -> Tensor:
+        if not self.training or self.keep >= 1.0:
+            return h
+        mask = torch.empty_like(h).bernoulli_(self.keep, generator=self.generator)
+        return h * mask / self.keep
+
+    def extra_repr(self) -> str:
+        return f"keep={self.keep}"
+
+
+def set_head_dropout(D: nn.Module, keep: float, generator: torch.Generator | None) -> None:
+    """Set the keep probability (and mask generator) of D's head dropout; a D without one can
+    only take keep = 1."""
+    found = [m for m in D.modules() if isinstance(m, HeadDropout)]
+    if not found and keep < 1.0:
+        raise ValueError(f"train.d_dropout_keep={keep} but this {type(D).__name__} has no dropout before its head")
+    for module in found:
+        module.keep, module.generator = float(keep), generator
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ read the top three (Section 4.1): sigma_0 takes one warm-started step per forwar
 weights closely; sigma_1 and sigma_2 take one step per logging tick. Against `torch.linalg.svdvals`
 on weights trained 100 iterations (digits32, a tick every 10) they were within 1.2%, 7.3% and 5.0%
 (tests/unit/test_models_sv_accuracy.py holds them to 3%, 15%, 15%). The collapse rule reads sigma_0 only.
+
+SN can be switched off per network (`model.g_sn`, `model.d_sn`: Section 4 studies G and D with
+and without it). A layer with SN off uses its weight as it is, and still runs the power
+iteration while training, so its singular values are tracked and logged as with SN on.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import contextlib
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from biggan.models.precision import at_least_fp32
 
 
 def _gram_schmidt(x: Tensor, basis: list[Tensor]) -> Tensor:
@@ -86,10 +92,12 @@ class SpectralNorm:
         num_iterations: int,  # power iterations per forward (paper: 1)
         num_outputs: int,  # rows of the weight matrix
         eps: float,  # Appendix C: 1e-4
+        enabled: bool = True,  # divide the weight by sigma_0; off: the raw weight (still tracked)
     ) -> None:
         self.sn_num_svs = num_svs
         self.sn_num_iterations = num_iterations
         self.sn_eps = eps
+        self.sn_enabled = enabled
         self.sn_track_extra = True  # refresh u1.. / sv1.. too (off between logging ticks)
         for i in range(num_svs):
             self.register_buffer(f"u{i}", torch.randn(1, num_outputs))
@@ -117,6 +125,20 @@ class SpectralNorm:
         return w.reshape(w.shape[0], -1)
 
     def normalized_weight(self) -> Tensor:
+        if not self.sn_enabled:
+            if self.training:  # monitoring only: no graph through the estimates
+                with torch.no_grad():
+                    self._estimate()
+            return self.weight
+        # Dividing by max(sigma, eps) instead of sigma (BigGAN-PyTorch) only differs for a
+        # degenerate weight with sigma < eps: an all-zero weight (e.g. zeroed cBN projections,
+        # which must give gain 1 and bias 0) then stays zero instead of becoming 0/0 = NaN.
+        # sigma(W / max(sigma, eps)) <= 1 still holds, so the Lipschitz bound is kept.
+        return self.weight / self._estimate()[0].clamp_min(self.sn_eps)
+
+    def _estimate(self) -> list[Tensor]:
+        """The power iteration's singular value estimates (stored in sv0.. while training); the
+        first carries the gradient through the weight (see power_iteration)."""
         matrix = self.weight_matrix()
         svs: list[Tensor] = []
         # Power iteration in fp32 even under bf16 autocast: sigma divides every weight, and a
@@ -125,16 +147,12 @@ class SpectralNorm:
         device = matrix.device.type
         with torch.autocast(device, enabled=False) if torch.is_autocast_enabled(device) else contextlib.nullcontext():
             for _ in range(self.sn_num_iterations):
-                svs = power_iteration(matrix.float(), us, update=self.training, eps=self.sn_eps)
+                svs = power_iteration(at_least_fp32(matrix), us, update=self.training, eps=self.sn_eps)
         if self.training:
             with torch.no_grad():
                 for buf, sv in zip(self.sn_svs, svs):
                     buf.copy_(sv.reshape(1))
-        # Dividing by max(sigma, eps) instead of sigma (BigGAN-PyTorch) only differs for a
-        # degenerate weight with sigma < eps: an all-zero weight (e.g. zeroed cBN projections,
-        # which must give gain 1 and bias 0) then stays zero instead of becoming 0/0 = NaN.
-        # sigma(W / max(sigma, eps)) <= 1 still holds, so the Lipschitz bound is kept.
-        return self.weight / svs[0].clamp_min(self.sn_eps)
+        return svs
 
 
 class SNConv2d(nn.Conv2d, SpectralNorm):
@@ -148,9 +166,10 @@ class SNConv2d(nn.Conv2d, SpectralNorm):
         num_svs: int,
         num_iterations: int,
         eps: float,
+        enabled: bool = True,
     ) -> None:
         nn.Conv2d.__init__(self, in_channels, out_channels, kernel_size, padding=padding, bias=bias)
-        self._sn_init(num_svs, num_iterations, out_channels, eps)
+        self._sn_init(num_svs, num_iterations, out_channels, eps, enabled)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.conv2d(x, self.normalized_weight(), self.bias, self.stride, self.padding)
@@ -165,9 +184,10 @@ class SNLinear(nn.Linear, SpectralNorm):
         num_svs: int,
         num_iterations: int,
         eps: float,
+        enabled: bool = True,
     ) -> None:
         nn.Linear.__init__(self, in_features, out_features, bias=bias)
-        self._sn_init(num_svs, num_iterations, out_features, eps)
+        self._sn_init(num_svs, num_iterations, out_features, eps, enabled)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.normalized_weight(), self.bias)
@@ -183,9 +203,10 @@ class SNEmbedding(nn.Embedding, SpectralNorm):
         num_svs: int,
         num_iterations: int,
         eps: float,
+        enabled: bool = True,
     ) -> None:
         nn.Embedding.__init__(self, num_embeddings, embedding_dim)
-        self._sn_init(num_svs, num_iterations, num_embeddings, eps)
+        self._sn_init(num_svs, num_iterations, num_embeddings, eps, enabled)
 
     def forward(self, y: Tensor) -> Tensor:
         return F.embedding(y, self.normalized_weight())
