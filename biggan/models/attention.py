@@ -65,12 +65,46 @@ def attention_core(theta_t: Tensor, phi: Tensor, g_t: Tensor) -> Tensor:
     """
     needs_grad = torch.is_grad_enabled() and (theta_t.requires_grad or phi.requires_grad or g_t.requires_grad)
     tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
-    if needs_grad and not (tracing or building_twice_differentiable()):
+    plain = tracing or (needs_grad and building_twice_differentiable())
+    if needs_grad and not plain:
         return _AttentionCore.apply(theta_t, phi, g_t)
-    # Inference, TorchScript tracing and torch.export: plain ops (no map is kept for a backward,
-    # and a Python autograd.Function cannot be traced into a program); R1's pass: plain ops,
-    # whose backward autograd can differentiate.
-    return torch.bmm(torch.softmax(torch.bmm(theta_t, phi), dim=-1), g_t)
+    if plain:
+        # TorchScript tracing and torch.export: plain ops (a Python autograd.Function cannot be
+        # traced into a program); R1's pass: plain ops, whose backward autograd can differentiate.
+        return torch.bmm(torch.softmax(torch.bmm(theta_t, phi), dim=-1), g_t)
+    return _inference_attention(theta_t, phi, g_t)
+
+
+# Inference holds at most this many bytes of attention map at once. At 128 px G's and D's
+# non-local blocks sit at 64 x 64 (Appendix B): one map is 4096 x 1024 floats per image, 1.6 GB
+# for an evaluation batch of 100, and logits plus probabilities were 3.2 GB: the whole gap
+# between `biggan evaluate`'s peak (4.7 GB) and the documented figure (docs/evaluation.md).
+INFERENCE_MAP_BYTES = 64 * 2**20
+
+
+def _inference_attention(theta_t: Tensor, phi: Tensor, g_t: Tensor) -> Tensor:
+    """softmax(theta_t @ phi) @ g_t without a graph, a block of query rows at a time once the map
+    is larger than INFERENCE_MAP_BYTES. Softmax is row-wise, so each block is exactly the rows of
+    the whole (the matrix products may sum in another order: equal up to rounding). Maps that fit,
+    which includes the demo's and the training step's no-grad fake pass at small scale, take one
+    block: the very ops of the unblocked form."""
+    b, n, m = theta_t.shape[0], theta_t.shape[1], phi.shape[2]
+    rows = max(1, INFERENCE_MAP_BYTES // max(1, b * m * theta_t.element_size()))
+    if rows >= n:
+        beta = torch.bmm(theta_t, phi)
+        return torch.bmm(_softmax_(beta), g_t)
+    out = theta_t.new_empty(b, n, g_t.shape[2])
+    for start in range(0, n, rows):
+        beta = torch.bmm(theta_t[:, start:start + rows], phi)
+        torch.bmm(_softmax_(beta), g_t, out=out[:, start:start + rows])
+    return out
+
+
+def _softmax_(beta: Tensor) -> Tensor:
+    """Softmax over the last dim; in place on CPU, where the kernel works row by row."""
+    if beta.device.type == "cpu":
+        return torch._softmax(beta, -1, False, out=beta)
+    return torch.softmax(beta, dim=-1)
 
 
 class SelfAttention(nn.Module):
