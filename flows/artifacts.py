@@ -92,7 +92,8 @@ def publish_truncation(run_name: str, result: dict) -> None:
     for key, label in (("best_fid", "best FID"), ("is_matches_val", "IS = real val IS"), ("max_is", "max IS")):
         p = points.get(key)
         if p is not None:
-            lines.append(f"| {label} | {_fmt(p['threshold'])} | {_fmt(p['IS'])} | {_fmt(p['FID'])} |")
+            threshold = "none (untruncated)" if p["threshold"] is None else _fmt(p["threshold"])
+            lines.append(f"| {label} | {threshold} | {_fmt(p['IS'])} | {_fmt(p['FID'])} |")
     lines += ["", f"real validation IS: {_fmt(points['val_is'])}", "", "## IS vs FID", "",
               image(result["plot"], "truncation curve"), "", f"table: `{result['csv']}`"]
     for threshold, grid in result["grids"].items():
@@ -111,6 +112,8 @@ def publish_memorization(run_name: str, result: dict) -> None:
     for name, s in result["backbones"].items():
         lines.append(f"| {name} | {s['generated']['median']:.4g} | {s['heldout']['median']:.4g} | "
                      f"{s['ratio_of_medians']:.3f} | {s['copying_flag']} |")
+    for name, note in result.get("backbone_notes", {}).items():
+        lines.append(f"\n*{name}*: {note}.")
     for name, s in result["backbones"].items():
         lines += ["", f"## Nearest neighbours ({name})", "",
                   "Each row: a generated image, then its nearest training images.", "",

@@ -73,6 +73,8 @@ def demo_command(data_dir: str, shards: str, store: str, num_workers: int, overr
 
 def format_summary(summary: dict) -> str:
     """The human-readable end of `biggan demo`: the run, headline numbers, where the pictures are."""
+    from biggan.eval.truncation import threshold_label
+
     metrics = summary.get("metrics") or {}
     points = summary["operating_points"]
     lines = [
@@ -82,14 +84,15 @@ def format_summary(summary: dict) -> str:
         f"  evaluated          {summary['checkpoint'].rstrip('/').rsplit('/', 1)[-1]}",
         f"  IS / FID           {metrics.get('IS', float('nan')):.3f} / {metrics.get('FID', float('nan')):.3f}"
         "  (EMA G, standing stats, dataset-classifier features)",
-        f"  best FID           {points['best_fid']['FID']:.3f} at truncation {points['best_fid']['threshold']:g}",
+        f"  best FID           {points['best_fid']['FID']:.3f} "
+        f"at truncation {threshold_label(points['best_fid']['threshold'])}",
         f"  max IS             {points['max_is']['IS']:.3f} (FID {points['max_is']['FID']:.3f}) "
-        f"at truncation {points['max_is']['threshold']:g}",
+        f"at truncation {threshold_label(points['max_is']['threshold'])}",
     ]
     if points.get("is_matches_val"):
         p = points["is_matches_val"]
-        lines.append(f"  FID at real IS     {p['FID']:.3f} (IS {p['IS']:.3f}, threshold {p['threshold']:.3g}, "
-                     f"{p['method']})")
+        lines.append(f"  FID at real IS     {p['FID']:.3f} (IS {p['IS']:.3f}, "
+                     f"threshold {threshold_label(p['threshold'])}, {p['method']})")
     acc = summary["d_accuracy"]
     lines += [
         f"  D accuracy         train {acc['train']:.3f} / val {acc['val']:.3f}",

@@ -87,7 +87,7 @@ def test_import_sample_interpolate_export_and_import_back(tmp_path):
                      "--out", tmp_path / "interp")
     assert interp.exit_code == 0, interp.output
     assert {p.name for p in (tmp_path / "interp").iterdir()} == {
-        "interp_z_checkpoint_00001234.png", "interp_class_checkpoint_00001234.png"}
+        f"interp_{mode}_checkpoint_00001234.png" for mode in ("z", "class", "joint")}
 
     out = tmp_path / "export"
     exported = _invoke("export", "--run", run.name, "--store", store, "--out", out, "--truncation", "0.5",
