@@ -61,7 +61,8 @@ def train_command(preset: str, overrides: tuple[str, ...], shards: str | None, n
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def runs_command(store: str, as_json: bool) -> None:
-    """List the runs of a store: name, preset, iteration, last FID, state."""
+    """List the runs of a store: name, preset, iteration, last FID, state, and the rollbacks of
+    runs that recovered from a collapse (train.collapse.action=rollback)."""
     import time
 
     from biggan.runs.naming import list_runs
@@ -78,7 +79,16 @@ def runs_command(store: str, as_json: bool) -> None:
         progress = f"{r.iteration if r.iteration is not None else '-'}/{r.iterations or '-'}"
         fid = f"{r.last_fid:.2f}" if r.last_fid is not None else "-"
         ago = f" ({_ago(time.time() - r.updated)} ago)" if r.updated else ""
-        click.echo(f"{r.name:<28} {r.preset or '-':<12} {progress:>17} {fid:>9}  {r.state}{ago}")
+        state = f"{r.state}{ago}{_rollbacks(r.rollbacks)}"
+        click.echo(f"{r.name:<28} {r.preset or '-':<12} {progress:>17} {fid:>9}  {state}")
+
+
+def _rollbacks(events: list[dict]) -> str:
+    """`, 2 rollbacks (310->250, 620->500)`: where each collapsed and where it went back to."""
+    if not events:
+        return ""
+    where = ", ".join(f"{e['collapsed_at']}->{e['to_iteration']}" for e in events)
+    return f", {len(events)} rollback{'s' * (len(events) > 1)} ({where})"
 
 
 def _ago(seconds: float) -> str:

@@ -1,6 +1,11 @@
 """A run's evaluation records: one JSON-lines history per metric (`metric-<name>.jsonl`, as
 stylegan2-ada writes them), the leases of checkpoints being scored, and the watch an evaluator
-keeps on a run, so pruning never deletes a checkpoint that is pending or under evaluation."""
+keeps on a run, so pruning never deletes a checkpoint that is pending or under evaluation.
+
+A rollback (biggan.runs.history) deletes the checkpoints after the one it goes back to, and the
+run later saves new ones under the same names. Records of a name taken before its checkpoint was
+deleted belong to the abandoned weights: they stay in the files (they were measured) but count
+for nothing here, so the new checkpoint of that name is scored in its turn."""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from biggan.runs.history import OptionsHistory
 from biggan.runs.jsonl import JsonLines
 from biggan.storage import Location
 
@@ -28,6 +34,15 @@ class RunEvaluations:
     def history(self, metric: str) -> JsonLines:
         return JsonLines(self.run / METRIC_FILE.format(name=metric))
 
+    def current(self, metric: str) -> list[dict[str, Any]]:
+        """The metric's records, less those of checkpoints a rollback deleted after they were scored."""
+        retired: dict[str, float] = {}
+        for event in OptionsHistory(self.run).rollbacks():
+            for name in event.get("deleted_checkpoints", []):
+                retired[name] = max(retired.get(name, 0.0), float(event.get("time", 0.0)))
+        return [r for r in self.history(metric).read()
+                if r.get("checkpoint") not in retired or float(r.get("timestamp", 0.0)) > retired[r["checkpoint"]]]
+
     def metrics_recorded(self) -> list[str]:
         names = [loc.name for loc, _size in self.run.files(recursive=False)]
         return sorted(n.removeprefix("metric-").removesuffix(".jsonl") for n in names
@@ -38,7 +53,7 @@ class RunEvaluations:
         the records taken at `truncation` (the run's evaluation setting)."""
         merged: dict[str, dict[str, Any]] = {}
         for metric in metrics if metrics is not None else self.metrics_recorded():
-            for record in self.history(metric).read():
+            for record in self.current(metric):
                 if record.get("truncation") != truncation:
                     continue
                 entry = merged.setdefault(record["checkpoint"], {"iteration": record["iteration"], "metrics": {}})
@@ -46,7 +61,7 @@ class RunEvaluations:
         return merged
 
     def scored(self, metric: str, truncation: float | None = None) -> set[str]:
-        return {record["checkpoint"] for record in self.history(metric).read()
+        return {record["checkpoint"] for record in self.current(metric)
                 if record.get("truncation") == truncation}
 
     def record(self, metric: str, checkpoint: str, iteration: int, results: dict[str, float],
@@ -95,7 +110,7 @@ class RunEvaluations:
     def best_fid(self, checkpoints: list[str]) -> str | None:
         """The checkpoint with the lowest FID at the evaluator's setting (BigGAN-PyTorch's which_best FID)."""
         truncation = (self.watched() or {}).get("truncation")
-        scored = [(r["results"]["FID"], r["checkpoint"]) for r in self.history("fid").read()
+        scored = [(r["results"]["FID"], r["checkpoint"]) for r in self.current("fid")
                   if r.get("truncation") == truncation and r["checkpoint"] in checkpoints
                   and isinstance(r.get("results", {}).get("FID"), (int, float))
                   and math.isfinite(r["results"]["FID"])]

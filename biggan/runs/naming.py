@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from biggan.runs.checkpoints import MANIFEST_FILE, CheckpointDamaged, CheckpointInfo
 from biggan.runs.store import OPTIONS_FILE, STATUS_FILE, RunNotFound, RunStore
@@ -81,6 +82,7 @@ class RunSummary:
     state: str
     last_fid: float | None
     updated: float | None  # status heartbeat (epoch seconds)
+    rollbacks: list[dict[str, Any]] = field(default_factory=list)  # biggan.runs.history, oldest first
 
 
 def summarize(run: RunStore) -> RunSummary:
@@ -100,7 +102,7 @@ def summarize(run: RunStore) -> RunSummary:
     return RunSummary(name=run.name, uri=run.uri, preset=options.get("preset"), iteration=iteration,
                       iterations=status.get("iterations") or options.get("train", {}).get("iterations"),
                       state=state, last_fid=history[-1]["results"]["FID"] if history else None,
-                      updated=updated)
+                      updated=updated, rollbacks=run.rollbacks())
 
 
 def list_runs(store: str | Location) -> list[RunSummary]:

@@ -1,9 +1,13 @@
 """The run store: the only code that knows a run's layout, and the only code that reads or
 writes it. A run lives at a local path or a storage URI (`<store>/<name>`):
 
-    options.json            the resolved ExperimentConfig
+    options.json            the resolved ExperimentConfig (the effective one after a rollback's remedy)
+    options_history.jsonl   rollbacks and what each changed; rolled_back.jsonl: the stats they abandoned
+                            (biggan.runs.history)
     status.json             state (running / finished / collapsed / stopped / failed), iteration, heartbeat
-    stats.jsonl             one record per log tick (losses, D outputs, grad norms, singular values)
+    stats.jsonl             one record per log tick (losses, D outputs, grad norms, singular values,
+                            Frobenius norms) and one per rollback (`"event": "rollback"`)
+    spectra.png             sigma_0 of every layer over iterations, onset and rollbacks marked (Figure 3)
     checkpoint_<it:08d>/    state.pt + meta.json + manifest.json (see biggan.runs.checkpoints)
     evaluate.json           the checkpoint to evaluate (the newest at or before the last healthy record
                             of a collapsed run, with its onset; else the newest)
@@ -31,7 +35,9 @@ from biggan.errors import UserError
 from biggan.runs import checkpoints as ckpt
 from biggan.runs.checkpoints import CheckpointDamaged, CheckpointInfo
 from biggan.runs.evaluations import RunEvaluations
+from biggan.runs.history import ROLLBACK, OptionsHistory
 from biggan.runs.jsonl import JsonLines
+from biggan.runs.spectra import write_spectra
 from biggan.runs.tensorboard import EVAL, TENSORBOARD_DIR, TRAIN, EventWriter, write_eval_scalars
 from biggan.storage import Location, location
 
@@ -75,6 +81,7 @@ class RunStore:
         self.location = location(target)  # the run folder
         self.stats = JsonLines(self.location / STATS_FILE)  # training stats (rank 0 writes)
         self.evaluations = RunEvaluations(self.location)  # metric histories, leases, the watch
+        self.history = OptionsHistory(self.location)  # rollbacks and the stats they abandoned
         self._said_no_best = False  # the "no FID yet: keeping the newest" line was logged
 
     @property
@@ -165,6 +172,11 @@ class RunStore:
             except CheckpointDamaged as err:
                 log.warning("%s; falling back to an older checkpoint", err)
         return None
+
+    def newest_at_or_before(self, iteration: int) -> CheckpointInfo | None:
+        """The newest checkpoint (whose files match its manifest) at or before `iteration`."""
+        found = [info for info in self.checkpoints() if info.iteration <= iteration]
+        return found[-1] if found else None
 
     def prune_checkpoints(self, keep_last: int, protect: tuple[str, ...] = ()) -> list[str]:
         """Delete all but the newest `keep_last`, the best (lowest FID, once the evaluator has
@@ -281,6 +293,51 @@ class RunStore:
         healthy = f", its last healthy record at iteration {bound}" if bound > 0 else ""
         return (f"run {self.uri}: {where} and no intact checkpoint was saved before{healthy}, so there is "
                 f"none to evaluate or start from (a smaller train.checkpoint_every keeps one)")
+
+    # ------------------------------------------------------------------ rollbacks
+
+    def roll_back(self, number: int, to: CheckpointInfo, collapsed_at: int, onset: int | None, last_healthy: int,
+                  signal: str, changed: dict[str, list[Any]], options: dict[str, Any]) -> dict[str, Any]:
+        """Rank 0's bookkeeping of rollback `number` to checkpoint `to` (biggan.train.rollback).
+
+        In this order, so that a crash anywhere leaves a run that resumes sensibly: the checkpoints
+        after `to` are deleted (a resume must never continue the abandoned stretch), the rollback
+        is appended to the options history (a resume re-applies its changes and reseeds from its
+        count), options.json becomes the effective config, and the stats after `to` move to
+        rolled_back.jsonl, with a rollback record appended to stats.jsonl. Returns the history line."""
+        deleted = []
+        for info in ckpt.scan_checkpoints(self.location):
+            if info.iteration > to.iteration:
+                info.location.delete()
+                deleted.append(info.name)
+        leased = sorted(set(deleted) & self.evaluations.leased())
+        if leased:
+            log.warning("%s: %s was being scored when the rollback deleted it; its score is kept apart from the "
+                        "checkpoint of the same name the run saves again", self.name, ", ".join(leased))
+        line = self.history.record_rollback(number, collapsed_at, onset, last_healthy, to.iteration, to.name, signal,
+                                            changed, deleted)
+        self.write_options(options)
+        records = self.stats.read()
+        for record in records:
+            if int(record.get("iteration", 0)) > to.iteration and record.get("event") != ROLLBACK:
+                self.history.rolled_back.append({**record, "rollback": number})
+        self.stats.keep(lambda record: int(record.get("iteration", 0)) <= to.iteration)
+        self.stats.append({"iteration": to.iteration, **line})
+        return line
+
+    def rollbacks(self) -> list[dict[str, Any]]:
+        """The run's rollbacks, oldest first (biggan.runs.history)."""
+        return self.history.rollbacks()
+
+    def write_spectra(self, onset: int | None = None) -> Location | None:
+        """spectra.png from the stats, the abandoned stretches and the rollbacks; never raises
+        (a figure must not stop training: a failure is one warning)."""
+        try:
+            return write_spectra(self.location, [r for r in self.stats.read() if r.get("event") != ROLLBACK],
+                                 self.history.rolled_back.read(), self.rollbacks(), onset)
+        except Exception as err:  # noqa: BLE001 - any plotting or storage error: warn and train on
+            log.warning("%s: could not draw the spectra figure: %s: %s", self.name, type(err).__name__, err)
+            return None
 
     # ------------------------------------------------------------------ outputs
 

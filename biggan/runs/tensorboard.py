@@ -27,7 +27,10 @@ a new file is started, so a tick never re-uploads more than about that much.
 Resume. A run resumed from the checkpoint at iteration k starts a new file beginning with a
 SessionLog START event at step k+1 (torch's SummaryWriter(purge_step=k+1)): TensorBoard drops
 every point at step > k read before it, so the points logged between k and the crash are replaced
-by the resumed run's, as stats.jsonl keeps records up to k only.
+by the resumed run's, as stats.jsonl keeps records up to k only. A rollback to the checkpoint at
+k writes the same START event into the open file, then `collapse/rollback` (its number) and
+`collapse/rolled_back_from` (the iteration it collapsed at) at step k: the chart of each shows
+the rollbacks, and the abandoned points give way to the new ones as after a resume.
 
 A failing write logs one warning (`biggan.runs.tensorboard`) and is otherwise ignored: a user's training is worth
 more than a plot. The writer is tensorboard's own EventFileWriter (what torch.utils.tensorboard
@@ -53,17 +56,22 @@ ROTATE_BYTES = 32 << 20  # object stores: start a new event file past this size
 log = logging.getLogger("biggan.runs.tensorboard")
 
 
+PER_LAYER = ("sv/", "fro/", "grad_norm/")  # `<what>/<net>/<layer>...` keys, one chart per layer
+
+
 def stats_scalars(record: dict[str, Any]) -> dict[str, float]:
-    """Tag -> value for every scalar of a stats record. Singular values `sv/G/<layer>/<k>` become
-    `sv_G/<layer>/<k>`: TensorBoard groups charts by the tag's first component, so G's and D's
-    singular values get a section each instead of one section of hundreds of charts."""
+    """Tag -> value for every scalar of a stats record. Per-layer values (singular values
+    `sv/G/<layer>/<k>`, Frobenius norms `fro/G/<layer>`, gradient norms `grad_norm/G/<layer>`)
+    become `sv_G/<layer>/<k>`, `fro_G/<layer>`, `grad_norm_G/<layer>`: TensorBoard groups charts by
+    the tag's first component, so each network's layers get a section per quantity instead of one
+    section of hundreds of charts. The networks' total gradient norms (`grad_norm/G`) stay as they are."""
     out = {}
     for key, value in record.items():
         if key == "iteration" or not isinstance(value, (int, float)):
             continue  # the step itself; strings such as "nan" from JSON-safe records
-        if key.startswith("sv/"):
-            _sv, net, rest = key.split("/", 2)
-            key = f"sv_{net}/{rest}"
+        if key.startswith(PER_LAYER) and key.count("/") >= 2:
+            what, net, rest = key.split("/", 2)
+            key = f"{what}_{net}/{rest}"
         out[key] = float(value)  # bools (collapse_tripped) plot as 0/1
     return out
 
@@ -130,6 +138,17 @@ class EventWriter:
     def log_stats(self, record: dict[str, Any]) -> None:
         """A stats record (rank 0, each log tick) at its iteration, flushed."""
         self.scalars(int(record["iteration"]), stats_scalars(record))
+        self.flush()
+
+    def log_rollback(self, event: dict[str, Any]) -> None:
+        """A rollback (biggan.runs.history) to iteration k: TensorBoard's restart marker at k + 1,
+        then the rollback's number and where it collapsed as scalars at step k, flushed."""
+        from tensorboard.compat.proto.event_pb2 import SessionLog
+
+        to = int(event["to_iteration"])
+        self._guard("mark a rollback", lambda: self._add(to + 1, session_log=SessionLog(status=SessionLog.START)))
+        self.scalars(to, {"collapse/rollback": float(event["rollback"]),
+                          "collapse/rolled_back_from": float(event["collapsed_at"])})
         self.flush()
 
     def log_sheet(self, iteration: int, sheet: Location) -> None:

@@ -13,10 +13,15 @@ record tripped still saves (the streak may end), but that checkpoint is after th
 rule stops the run, evaluate.json names the newest checkpoint at or before the last healthy
 record, with both iterations, and the run store never hands evaluation anything later.
 
+Recover instead of stop (`train.collapse.action=rollback`, biggan.train.recovery): the rule
+firing sends every rank back to the newest checkpoint at or before the last healthy record, with
+the next remedy applied, up to `max_rollbacks`; pruning never deletes that checkpoint.
+
 Exact resume: the data stream and the latent RNG are restarted at every checkpoint from
-seeds derived from (seed, rank, iteration). A run resumed from the checkpoint at iteration k
-therefore sees exactly the batches and latents an uninterrupted run sees after k, whatever
-the loader's internal state was (WebDataset pipelines cannot be snapshotted).
+seeds derived from (seed, rank, iteration, rollbacks so far). A run resumed from the checkpoint
+at iteration k therefore sees exactly the batches and latents an uninterrupted run sees after k,
+whatever the loader's internal state was (WebDataset pipelines cannot be snapshotted); a rollback
+restarts them the same way at the checkpoint it goes back to, with its count in the seed.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import torch
 
 from biggan.config import ExperimentConfig
 from biggan.data.verify import check_shards
+from biggan.experiment import check_remedies
 from biggan.models import Generator
 from biggan.models.batchnorm import LocalReducer, set_bn_reducer
 from biggan.models.spectral import singular_values
@@ -40,11 +46,19 @@ from biggan.runs.tensorboard import EventWriter
 from biggan.sampling.latents import sample_latents
 from biggan.train import dist
 from biggan.train.context import TrainContext
-from biggan.train.monitor import flatten_singular_values, progress_line, top_singular_values
+from biggan.train.monitor import (
+    flatten_singular_values,
+    frobenius_norms,
+    layer_grad_norms,
+    progress_line,
+    top_singular_values,
+)
+from biggan.train.recovery import Health, effective_config, pick_checkpoint, roll_back
 from biggan.train.state import TrainingState, broadcast_initial_weights, build_training_state, start_from_source
 from biggan.train.step import TrainStep
 
 HEARTBEAT_S = 60.0  # rank 0 refreshes status.json at least this often (`biggan runs` tells stale runs)
+PER_LAYER = ("sv/", "fro/", "grad_norm/G/", "grad_norm/D/")  # per-layer record keys, left out of meta.json
 
 log = logging.getLogger("biggan.train")
 
@@ -55,11 +69,13 @@ class LoopResult:
     collapsed: bool  # stopped by the collapse rule
     reason: str  # why it stopped
     metrics: dict[str, Any] = field(default_factory=dict)  # last reported metrics
+    rollbacks: int = 0  # rollbacks the run has made (this session and earlier ones)
 
 
-def segment_seed(seed: int, rank: int, iteration: int) -> int:
-    """Seed of the data/latent streams for the segment starting at `iteration` on `rank`."""
-    return (seed * 1_000_003 + rank * 7_919 + iteration) % (2**63 - 1)
+def segment_seed(seed: int, rank: int, iteration: int, rollbacks: int = 0) -> int:
+    """Seed of the data/latent streams for the segment starting at `iteration` on `rank`, after
+    `rollbacks` rollbacks (0: the seeds every run had before rollbacks existed)."""
+    return (seed * 1_000_003 + rank * 7_919 + iteration + rollbacks * 1_000_000_007) % (2**63 - 1)
 
 
 def default_real_batches(cfg: ExperimentConfig, micro_batch: int, rank: int, world: int,
@@ -77,28 +93,12 @@ class LatentSampler:
 
     def __init__(self, dim_z: int, num_classes: int, prior: str, device: torch.device):
         self.dim_z, self.num_classes, self.prior, self.device = dim_z, num_classes, prior, device
+        self.progress = 0.0  # fraction of training done: Appendix E's variance annealing follows it
 
     def __call__(self, batch: int, generator: torch.Generator):
-        z = sample_latents(batch, self.dim_z, None, self.prior, generator, self.device)
+        z = sample_latents(batch, self.dim_z, None, self.prior, generator, self.device, progress=self.progress)
         y = torch.randint(self.num_classes, (batch,), generator=generator, device=self.device)
         return z, y
-
-
-@dataclass
-class Health:
-    """Where the run stands against the collapse and dead-D rules (saved in every checkpoint)."""
-
-    last_healthy: int  # iteration of the last record that tripped neither rule (the start if none yet)
-    onset: int | None = None  # iteration of the first tripping record since then; None while healthy
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"last_healthy": self.last_healthy, "onset": self.onset}
-
-    @classmethod
-    def resumed(cls, blob: dict[str, Any], start: int) -> Health:
-        """From a checkpoint (one written before this was saved: healthy at its iteration)."""
-        saved = blob.get("health") or {}
-        return cls(int(saved.get("last_healthy", start)), saved.get("onset"))
 
 
 def resume_state(store: RunStore, state: TrainingState, cfg: ExperimentConfig,
@@ -109,20 +109,12 @@ def resume_state(store: RunStore, state: TrainingState, cfg: ExperimentConfig,
 
     Rank 0 picks the checkpoint (skipping damaged ones, with a warning naming each) and every
     rank loads the one it picked, so ranks can never resume from different iterations."""
-    chosen = -1
-    found = None
-    if dist.rank() == 0:
-        found = store.load_newest_intact(map_location=device)
-        chosen = found[0].iteration if found is not None else -1
-    chosen = dist.broadcast_int(chosen, device)
-    if chosen < 0:
+    found = pick_checkpoint(store, device)
+    if found is None:
         if cfg.train.init_from is not None:  # a new run's first start only: a resume uses its own checkpoints
             start_from_source(state, cfg, store)
         broadcast_initial_weights(state)
         return 0, Health(last_healthy=0)
-    if found is None:
-        info = [c for c in store.checkpoints() if c.iteration == chosen][0]
-        found = info, store.load_state(info, map_location=device)
     info, blob = found
     start = state.load_state_dict(blob, cfg)
     _warn_if_world_changed(blob["data"], dist.world_size())
@@ -137,10 +129,14 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
     `real_batches_fn(cfg, micro_batch, rank, world, seed)` builds the real-image stream; tests
     may pass their own, the default is the shard loader.
     """
+    check_remedies(cfg)
+    store = RunStore(cfg.run_uri)
+    # A run that rolled back before continues with what its rollbacks changed, and reseeds as they did.
+    rollbacks = len(store.rollbacks())
+    cfg = effective_config(cfg, store.rollbacks())
     tcfg = cfg.train
     device, rank, world = ctx.device, ctx.rank, ctx.world_size
     micro_batch = dist.micro_batch_size(tcfg.batch_size, world, tcfg.accumulation)
-    store = RunStore(cfg.run_uri)
 
     state = build_training_state(cfg, device, world)
     start, health = resume_state(store, state, cfg, device)
@@ -159,7 +155,7 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
     sampler = LatentSampler(state.G.dim_z, cfg.model.num_classes, cfg.model.latent, device)
 
     def start_segment(iteration: int) -> Iterator:
-        seed = segment_seed(tcfg.seed, rank, iteration)
+        seed = segment_seed(tcfg.seed, rank, iteration, rollbacks)
         state.latent_rng.manual_seed(seed)
         return real_batches_fn(cfg, micro_batch, rank, world, seed)
 
@@ -171,8 +167,10 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
     tick_time, tick_iteration, beat = time.perf_counter(), start, time.monotonic()
     checkpoints_saved = start // tcfg.checkpoint_every
     iteration, reason, collapsed = start, "finished", False
-    while iteration < tcfg.iterations:
+    while iteration < cfg.train.iterations:
+        tcfg = cfg.train  # a rollback's remedy may change it
         iteration += 1
+        sampler.progress = (iteration - 1) / tcfg.iterations
         is_log = iteration % tcfg.log_every == 0 or iteration == tcfg.iterations
         is_ckpt = iteration % tcfg.checkpoint_every == 0 or iteration == tcfg.iterations
         if rank == 0 and time.monotonic() - beat > HEARTBEAT_S:
@@ -186,7 +184,7 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
         now = time.perf_counter()
         its_per_s = (iteration - tick_iteration) / max(now - tick_time, 1e-9)
         tick_time, tick_iteration = now, iteration
-        record, verdict = _record(iteration, metrics, its_per_s, state, cfg)
+        record, verdict = _record(iteration, metrics, its_per_s, state, cfg, rollbacks)
         record.update({f"data/{k}": v for k, v in skipped.items()})
         if rank == 0:
             store.stats.append(record)
@@ -201,11 +199,28 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
             health.onset = iteration
         # One decision for all ranks (they see the same averaged metrics; the all-reduce makes it certain).
         if dist.all_ranks_any(verdict.collapsed or dead.collapsed, device):
-            collapsed = True
             kind, why = ("collapsed", verdict.reason) if verdict.collapsed else ("stopped", dead.reason)
             reason = f"{'collapse' if kind == 'collapsed' else 'dead discriminator'} at iteration {iteration}: {why}"
             record["collapse_tripped"] = True
             ctx.report(record)
+            back = None
+            if tcfg.collapse.action == "rollback" and rollbacks < tcfg.collapse.max_rollbacks:
+                signal = f"{'collapse' if kind == 'collapsed' else 'dead discriminator'}: {why}"
+                back = roll_back(store, state, step, cfg, health, iteration, rollbacks + 1, signal, device, board)
+                if back is None:
+                    reason += "; no checkpoint was saved at or before the last healthy record to roll back to"
+            if back is not None:
+                rollbacks += 1
+                cfg, iteration, health = back.cfg, back.start, back.health
+                checkpoints_saved = iteration // cfg.train.checkpoint_every
+                tick_time, tick_iteration, beat = time.perf_counter(), iteration, time.monotonic()
+                if rank == 0:
+                    status("running", iteration)
+                    store.write_spectra()
+                _close(step.real_batches)
+                step.real_batches = start_segment(iteration)
+                continue
+            collapsed = True
             if rank == 0:
                 # Section 4: scores from the newest checkpoint saved at or before the last healthy record.
                 before = [c for c in store.checkpoints() if c.iteration <= health.last_healthy]
@@ -213,6 +228,7 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
                                           onset=iteration if health.onset is None else health.onset,
                                           last_healthy=health.last_healthy)
                 status(kind, iteration, reason)
+                store.write_spectra(onset=health.onset)
                 log.warning("stopping: %s (onset at iteration %s, last healthy record at iteration %d; %s)",
                             reason, health.onset, health.last_healthy,
                             f"{before[-1].name} is the one to evaluate" if before
@@ -239,18 +255,25 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
         found = store.checkpoints()
         store.mark_for_evaluation(found[-1] if found else None, reason)
         status("finished", iteration, reason)
-    return LoopResult(iteration=iteration, collapsed=collapsed, reason=reason, metrics=last_metrics)
+    return LoopResult(iteration=iteration, collapsed=collapsed, reason=reason, metrics=last_metrics,
+                      rollbacks=rollbacks)
 
 
 def _record(iteration: int, metrics: dict[str, float], its_per_s: float, state: TrainingState,
-            cfg: ExperimentConfig):
+            cfg: ExperimentConfig, rollbacks: int = 0):
     """The stats record of a log tick and the collapse rule's verdict on it."""
     g_svs, d_svs = singular_values(state.G), singular_values(state.D)
     record = {"iteration": iteration, **metrics,
               "iterations_per_s": its_per_s,
               # Images D sees per second: real images of every D step, all workers.
               "images_per_s": its_per_s * cfg.train.batch_size * cfg.train.d_steps,
-              **flatten_singular_values("G", g_svs), **flatten_singular_values("D", d_svs)}
+              **flatten_singular_values("G", g_svs), **flatten_singular_values("D", d_svs),
+              # Appendix F: each layer's Frobenius norm and gradient norm (the gradients of the
+              # last D step and of the G step are still on the weights here).
+              **frobenius_norms(state.G, "G"), **frobenius_norms(state.D, "D"),
+              **_floats(layer_grad_norms(state.G, "G")), **_floats(layer_grad_norms(state.D, "D"))}
+    if rollbacks:
+        record["collapse/rollbacks"] = rollbacks
     top = {f"G/{k}": v for k, v in top_singular_values(g_svs).items()}
     top.update({f"D/{k}": v for k, v in top_singular_values(d_svs).items()})
     verdict = state.detector.update(iteration, metrics["loss/D"], top, [metrics["loss/G"]])
@@ -264,11 +287,21 @@ def _save(store: RunStore, state: TrainingState, cfg: ExperimentConfig, iteratio
     tcfg = cfg.train
     blob = state.state_dict(cfg, iteration, world, micro_batch)
     blob["health"] = health.state_dict()  # a resumed run must not take a tripping checkpoint for a healthy one
-    store.save_checkpoint(blob, {k: v for k, v in record.items() if not k.startswith("sv/")})
-    store.prune_checkpoints(tcfg.keep_checkpoints)
+    store.save_checkpoint(blob, {k: v for k, v in record.items() if not k.startswith(PER_LAYER)})
+    # The checkpoint a collapse would go back to (and Section 4 would score) outlives the pruning.
+    target = store.newest_at_or_before(health.last_healthy)
+    store.prune_checkpoints(tcfg.keep_checkpoints, protect=(target.name,) if target is not None else ())
+    store.write_spectra(onset=health.onset)
     if sheet:
         save_progress_samples(state.G_ema, cfg, store.sample_sheet(iteration), state.G.linear.weight.device)
         board.log_sheet(iteration, store.sample_sheet(iteration))
+
+
+def _floats(values: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Device scalars to floats in one transfer."""
+    if not values:
+        return {}
+    return dict(zip(values, torch.stack(list(values.values())).tolist()))
 
 
 def save_progress_samples(G_ema: Generator, cfg: ExperimentConfig, target, device: torch.device) -> None:

@@ -2,7 +2,9 @@
 
 Section 4 of the paper watches D's loss and the top singular values of every layer (Figure 3,
 Appendix F) and stops "just after collapse", reporting the checkpoint saved just before.
-`CollapseDetector` turns that into a rule over the logged intervals.
+`CollapseDetector` turns that into a rule over the logged intervals. Appendix F also follows
+each layer's Frobenius norm and the gradient norms: `fro/<net>/<layer>` and
+`grad_norm/<net>/<layer>` in every stats record (log ticks only; the step between ticks skips them).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from torch import nn
 
 from biggan.config import CollapseConfig
+from biggan.models.spectral import SpectralNorm
 from biggan.timefmt import duration
 
 
@@ -27,6 +30,27 @@ def grad_norm(module: nn.Module) -> float:
     if not norms:
         return 0.0
     return float(torch.stack(norms).norm())
+
+
+def _weighted_layers(module: nn.Module) -> list[tuple[str, SpectralNorm]]:
+    """The layers whose singular values are tracked (every SN layer, SN on or off), by name."""
+    return [(name, sub) for name, sub in module.named_modules() if isinstance(sub, SpectralNorm)]
+
+
+def layer_grad_norms(module: nn.Module, net: str) -> dict[str, torch.Tensor]:
+    """{"grad_norm/<net>/<layer>": ||dL/dW||} of each tracked layer's weight (device tensors)."""
+    return {f"grad_norm/{net}/{name}": layer.weight.grad.detach().float().norm()
+            for name, layer in _weighted_layers(module) if layer.weight.grad is not None}
+
+
+@torch.no_grad()
+def frobenius_norms(module: nn.Module, net: str) -> dict[str, float]:
+    """{"fro/<net>/<layer>": ||W||_F} of each tracked layer's raw weight (Appendix F)."""
+    layers = _weighted_layers(module)
+    if not layers:
+        return {}
+    norms = torch.stack([layer.weight.detach().float().norm() for _name, layer in layers]).tolist()
+    return {f"fro/{net}/{name}": value for (name, _layer), value in zip(layers, norms)}
 
 
 def flatten_singular_values(prefix: str, values: dict[str, list[float]]) -> dict[str, float]:

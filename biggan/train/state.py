@@ -14,6 +14,7 @@ from biggan.config import ExperimentConfig
 from biggan.interop import InitReport, init_from
 from biggan.models import Generator, build_models, empty, seeded
 from biggan.models.batchnorm import CrossReplicaReducer, set_bn_reducer
+from biggan.models.spectral import SpectralNorm
 from biggan.runs import RunStore
 from biggan.runs.naming import find_checkpoint
 from biggan.runs.networks import config_of
@@ -64,8 +65,7 @@ class TrainingState:
         self.G_ema.load_state_dict(state["G_ema"])
         self.opt_G.load_state_dict(state["opt_G"])
         self.opt_D.load_state_dict(state["opt_D"])
-        apply_optimizer_settings(self.opt_G, cfg.train.g_lr, cfg)
-        apply_optimizer_settings(self.opt_D, cfg.train.d_lr, cfg)
+        self.apply_optimizer_settings(cfg)
         if "monitor" in state:
             self.detector.load_state_dict(state["monitor"])
         self.dead.load_state_dict(state.get("monitor_dead", {}))
@@ -76,12 +76,36 @@ class TrainingState:
             self.precision = recorded["resolved"]
         return int(state["iteration"])
 
+    def apply_optimizer_settings(self, cfg: ExperimentConfig) -> None:
+        """Learning rates, betas, eps and D's weight decay from `cfg` (a resume or a remedy)."""
+        for optimizer, settings in ((self.opt_G, g_adam(cfg)), (self.opt_D, d_adam(cfg))):
+            for group in optimizer.param_groups:
+                group.update(settings)
 
-def apply_optimizer_settings(optimizer: torch.optim.Optimizer, lr: float, cfg: ExperimentConfig) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-        group["betas"] = tuple(cfg.train.betas)
-        group["eps"] = cfg.train.adam_eps
+
+def g_adam(cfg: ExperimentConfig) -> dict[str, Any]:
+    """G's Adam settings (Appendix C)."""
+    t = cfg.train
+    return {"lr": t.g_lr, "betas": tuple(t.betas), "eps": t.adam_eps, "weight_decay": 0.0}
+
+
+def d_adam(cfg: ExperimentConfig) -> dict[str, Any]:
+    """D's Adam settings: its own betas when train.d_betas is set, and L2 as Adam's weight decay
+    (Section 4.2: "L2", added to the gradient, not AdamW's decoupled decay); 0 changes nothing."""
+    t = cfg.train
+    return {"lr": t.d_lr, "betas": tuple(t.d_betas if t.d_betas is not None else t.betas), "eps": t.adam_eps,
+            "weight_decay": t.d_weight_decay}
+
+
+def check_sn_switches(G: torch.nn.Module, D: torch.nn.Module, cfg: ExperimentConfig) -> None:
+    """Every SN layer of G and of D follows model.g_sn / model.d_sn: a network family that built a
+    layer without `biggan.models.layers.sn_factory` would silently ignore the switch."""
+    for net, module, wanted in (("G", G, cfg.model.g_sn), ("D", D, cfg.model.d_sn)):
+        wrong = [name for name, sub in module.named_modules()
+                 if isinstance(sub, SpectralNorm) and sub.sn_enabled != wanted]
+        if wrong:
+            raise ValueError(f"model.{net.lower()}_sn={wanted} but {type(module).__name__} built {wrong[0]} "
+                             f"(and {len(wrong) - 1} more) the other way")
 
 
 def build_training_state(cfg: ExperimentConfig, device: torch.device, world: int) -> TrainingState:
@@ -89,6 +113,7 @@ def build_training_state(cfg: ExperimentConfig, device: torch.device, world: int
     tcfg = cfg.train
     # Same initialisation everywhere, from the seed alone (the loop broadcasts to be certain).
     G, D = build_models(cfg.model, seeded(tcfg.seed))
+    check_sn_switches(G, D, cfg)
     G_ema = empty(Generator, cfg.model)  # local BN reducer: sampling on rank 0 alone must not all-reduce
     G_ema.load_state_dict(G.state_dict())
     memory_format = torch.channels_last if tcfg.channels_last else torch.contiguous_format
@@ -98,8 +123,8 @@ def build_training_state(cfg: ExperimentConfig, device: torch.device, world: int
     G_ema.eval()
     if world > 1:
         set_bn_reducer(G, CrossReplicaReducer())  # cross-replica BN (Section 3 / Appendix C)
-    opt_G = torch.optim.Adam(G.parameters(), lr=tcfg.g_lr, betas=tcfg.betas, eps=tcfg.adam_eps, foreach=True)
-    opt_D = torch.optim.Adam(D.parameters(), lr=tcfg.d_lr, betas=tcfg.betas, eps=tcfg.adam_eps, foreach=True)
+    opt_G = torch.optim.Adam(G.parameters(), **g_adam(cfg), foreach=True)
+    opt_D = torch.optim.Adam(D.parameters(), **d_adam(cfg), foreach=True)
     return TrainingState(G=G, D=D, G_ema=G_ema, opt_G=opt_G, opt_D=opt_D,
                          ema=EMA(G, G_ema, tcfg.ema_decay, tcfg.ema_start),
                          detector=CollapseDetector(tcfg.collapse), dead=DeadRunRule(tcfg.collapse),

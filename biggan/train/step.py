@@ -12,6 +12,14 @@ worker, not of the global batch the paper normalises over (Appendix C): a warnin
 Between logging ticks a step does only what training needs: the extra singular vectors are
 not refreshed (biggan.models.spectral), gradient norms are not computed, and the metrics stay
 device tensors (no host synchronisation); at a tick (`step(iteration, tick=True)`) all of it.
+
+Section 4's conditioning is a set of small terms inside the phases, each off by default
+(biggan.config.train): in D's phase the R1 penalty on the real images (eq. 5; lazily every k D
+steps, scaled by k, as stylegan2-ada's lazy regularisation, but added to the D step it falls on
+rather than run as a separate optimizer step), orthogonal regularization on D's weights, L2 as
+Adam's weight decay (biggan.train.state) and dropout before D's head; in G's phase the
+regularisation of each layer's sigma_0 after backward and eq. 4's clamp after the optimizer step
+(biggan.train.sigma).
 """
 
 from __future__ import annotations
@@ -25,14 +33,16 @@ from torch import Tensor, nn
 
 from biggan.config import TrainConfig
 from biggan.models.batchnorm import CrossReplicaReducer, batchnorms
+from biggan.models.layers import set_head_dropout
 from biggan.models.spectral import extra_singular_values, sn_layers
 from biggan.train import dist
 from biggan.train.allocator import keep_freed_memory
 from biggan.train.ema import EMA
-from biggan.train.losses import hinge_d, hinge_g
+from biggan.train.losses import hinge_d, hinge_g, r1_penalty
 from biggan.train.monitor import grad_norm
 from biggan.train.ortho import ortho_reg_
 from biggan.train.precision import autocast_for
+from biggan.train.sigma import clamp_sigma_, sigma_reg_
 
 log = logging.getLogger("biggan.train")
 
@@ -78,8 +88,10 @@ class TrainStep:
         self.cfg = cfg
         self.micro_batch = micro_batch
         self.device = device
-        self.phases = [Phase("D", self.d_step) for _ in range(cfg.d_steps)] + [Phase("G", self.g_step)]
-        self._sn_layers = sn_layers(G) + sn_layers(D)
+        self.phases = [Phase("D", self._d_phase(index)) for index in range(cfg.d_steps)] + [Phase("G", self.g_step)]
+        self._g_layers, self._d_layers = sn_layers(G), sn_layers(D)
+        self._sn_layers = self._g_layers + self._d_layers
+        self.configure(cfg)
         if device.type == "cpu":  # reuse freed activations instead of page-faulting them in again
             keep_freed_memory()
         if cfg.accumulation > 1 and any(isinstance(bn.reducer, CrossReplicaReducer) for bn in batchnorms(G)):
@@ -88,14 +100,36 @@ class TrainStep:
                             "each micro-batch of %d x workers, not over the global batch of %d as in the paper "
                             "(Appendix C)", cfg.accumulation, micro_batch, cfg.batch_size)
 
+    def configure(self, cfg: TrainConfig) -> None:
+        """Take (new) training settings: at construction, and when a rollback applies a remedy
+        (biggan.train.rollback). The phases read `self.cfg` at every step; D's head dropout holds
+        its keep probability, and draws its masks from the latent RNG (reseeded per segment)."""
+        self.cfg = cfg
+        set_head_dropout(self.D, cfg.d_dropout_keep, self.latent_rng)
+
+    def _d_phase(self, index: int) -> Callable[[int, bool], dict[str, Tensor]]:
+        return lambda iteration, tick: self.d_step(iteration, tick, index)
+
+    def r1_due(self, iteration: int, index: int) -> bool:
+        """R1 in the `index`-th D step of `iteration`: every `d_r1_every`-th D step of the run,
+        counted from the iteration alone, so a resumed run regularises the same steps."""
+        if self.cfg.d_r1_gamma <= 0:
+            return False
+        return ((iteration - 1) * self.cfg.d_steps + index + 1) % self.cfg.d_r1_every == 0
+
     def step(self, iteration: int, tick: bool = True) -> dict[str, float] | dict[str, Tensor]:
         """Run every phase of iteration `iteration` (1-based); return this rank's metrics.
 
         `tick`: the loop logs this iteration. Then the extra singular values are refreshed and
         the metrics come back as floats (with gradient norms); otherwise as device tensors.
+        G's extra vectors are refreshed at every step while sigma_0 is regularised toward
+        r x sigma_1, which needs a current sigma_1 (Section 4.1).
         """
         metrics: dict[str, Tensor] = {}
-        with extra_singular_values(self._sn_layers, enabled=tick):
+        sigma = self.cfg.g_sigma
+        g_extra = tick or (sigma.mode == "reg" and sigma.target == "ratio")
+        with extra_singular_values(self._g_layers, enabled=g_extra), \
+                extra_singular_values(self._d_layers, enabled=tick):
             for phase in self.phases:
                 metrics.update(phase.run(iteration, tick))  # later D steps overwrite: the last D step is logged
         if not tick:
@@ -108,30 +142,43 @@ class TrainStep:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def d_step(self, iteration: int, tick: bool) -> dict[str, Tensor]:
+    def d_step(self, iteration: int, tick: bool, index: int = 0) -> dict[str, Tensor]:
         toggle_grad_(self.D, True)
         toggle_grad_(self.G, False)
         self.opt_D.zero_grad(set_to_none=True)
-        totals = torch.zeros(7, device=self.device)
-        accumulation = self.cfg.accumulation
+        cfg = self.cfg
+        r1 = self.r1_due(iteration, index)
+        totals = torch.zeros(8 if r1 else 7, device=self.device)
+        accumulation = cfg.accumulation
         for _ in range(accumulation):
             # BigGAN-PyTorch draws a fresh real batch for every D step.
             real, y_real = next(self.real_batches)
             real, y_real = self._images(real), y_real.to(self.device)
             z, y_fake = self.sample_latents(self.micro_batch, self.latent_rng)
-            with autocast_for(self.device, self.cfg.precision):
+            with autocast_for(self.device, cfg.precision):
                 with torch.no_grad():
                     fake = self.G(z, y_fake)
-                # One D pass over [fake; real], as BigGAN-PyTorch's G_D does (D has no batch
-                # statistics, so this equals two passes, at half the per-layer dispatch cost).
-                logits = self.D(torch.cat([fake, real]), torch.cat([y_fake, y_real])).float()
-                fake_logits, real_logits = logits.split([fake.shape[0], real.shape[0]])
+                if r1:
+                    # R1 differentiates D's real pass twice: that pass is built apart, in plain ops.
+                    fake_logits = self.D(fake, y_fake).float()
+                    real_logits, penalty = r1_penalty(self.D, real, y_real)
+                else:
+                    # One D pass over [fake; real], as BigGAN-PyTorch's G_D does (D has no batch
+                    # statistics, so this equals two passes, at half the per-layer dispatch cost).
+                    logits = self.D(torch.cat([fake, real]), torch.cat([y_fake, y_real])).float()
+                    fake_logits, real_logits = logits.split([fake.shape[0], real.shape[0]])
             loss, loss_real, loss_fake = hinge_d(real_logits, fake_logits)
-            (loss / accumulation if accumulation > 1 else loss).backward()
+            total = loss
+            if r1:  # eq. 5: gamma / 2 E||grad D(x)||^2; the lazy form scales it by its interval
+                total = loss + (0.5 * cfg.d_r1_gamma * cfg.d_r1_every) * penalty
+            (total / accumulation if accumulation > 1 else total).backward()
             # Spread of D's outputs too: a D that gives one value for every image is dead.
-            totals += torch.stack([loss.detach(), loss_real.detach(), loss_fake.detach(),
-                                   real_logits.detach().mean(), fake_logits.detach().mean(),
-                                   real_logits.detach().std(), fake_logits.detach().std()])
+            values = [loss.detach(), loss_real.detach(), loss_fake.detach(),
+                      real_logits.detach().mean(), fake_logits.detach().mean(),
+                      real_logits.detach().std(), fake_logits.detach().std()]
+            totals += torch.stack(values + [penalty.detach()] if r1 else values)
+        if cfg.d_ortho_beta > 0:  # Section 4.2: eq. 3 on D too (the weights agree on every rank)
+            ortho_reg_(self.D, cfg.d_ortho_beta)
         dist.average_gradients_(self.D)
         metrics = {}
         if tick:  # the norm is only logged: skip its ~2 ops per parameter between ticks
@@ -139,7 +186,7 @@ class TrainStep:
         self.opt_D.step()
         values = totals / accumulation if accumulation > 1 else totals
         names = ("loss/D", "loss/D_real", "loss/D_fake", "D_out/real", "D_out/fake",
-                 "D_out/real_std", "D_out/fake_std")
+                 "D_out/real_std", "D_out/fake_std", "loss/D_r1")
         return {**dict(zip(names, values.unbind())), **metrics}
 
     def g_step(self, iteration: int, tick: bool) -> dict[str, Tensor]:
@@ -159,11 +206,16 @@ class TrainStep:
             # Section 3.1 eq. 3, added to the gradient as BigGAN-PyTorch's utils.ortho does;
             # weights are equal on every rank, so it survives the averaging unchanged.
             ortho_reg_(self.G, self.cfg.ortho_beta)
-        dist.average_gradients_(self.G)
         metrics = {"loss/G": total / accumulation if accumulation > 1 else total}
+        sigma = self.cfg.g_sigma
+        if sigma.mode == "reg":  # Section 4.1, after backward like the ortho term (same on every rank)
+            metrics["loss/G_sigma"] = sigma_reg_(self._g_layers, sigma)
+        dist.average_gradients_(self.G)
         if tick:
             metrics["grad_norm/G"] = torch.tensor(grad_norm(self.G))
         self.opt_G.step()
+        if sigma.mode == "clamp":  # eq. 4 after the optimizer step: the same weights on every rank
+            metrics["sigma/G_clamped_layers"] = torch.tensor(float(clamp_sigma_(self._g_layers, sigma)))
         toggle_grad_(self.D, True)
         self.ema.update(iteration)
         return metrics
