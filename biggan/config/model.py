@@ -8,6 +8,12 @@ from pydantic import Field, field_validator
 
 from biggan.config.base import Strict, check_resolution
 
+# Appendix E's ten latent priors, in the paper's order; biggan.sampling.latents draws each one and gives
+# its definition from the paper.
+LatentPrior = Literal["normal", "uniform", "bernoulli", "censored_normal", "bernoulli_pm1", "categorical",
+                      "normal_times_bernoulli", "normal_concat_bernoulli", "variance_annealing",
+                      "per_sample_variance"]
+
 
 class ModelConfig(Strict):
     """Generator and discriminator architecture."""
@@ -43,8 +49,14 @@ class ModelConfig(Strict):
     sn_tracked_svs: int = Field(
         3, ge=1, description="singular values tracked per SN layer for monitoring (Section 4.1: top 3; "
                              "power-iteration estimates, not the paper's Arnoldi)")
-    latent: Literal["normal", "bernoulli", "censored_normal"] = Field(
-        "normal", description="prior of z (Appendix E)")
+    # The truncation trick resamples only a prior's normal part; the two variance priors act during
+    # training and a trained G samples N(0, I).
+    latent: LatentPrior = Field(
+        "normal", description="prior of z (Appendix E): normal N(0,I), uniform U[-1,1], bernoulli {0,1}, "
+                              "censored_normal max(N,0), bernoulli_pm1 {-1,1}, categorical {-1,0,1}, "
+                              "normal_times_bernoulli N x B{0,1}, normal_concat_bernoulli (half N, half B{0,1}), "
+                              "variance_annealing (sigma 2 -> 1 over training), per_sample_variance (sigma_i ~ "
+                              "U[0.5, 1] per sample in training)")
 
     _resolution = field_validator("resolution")(check_resolution)
 

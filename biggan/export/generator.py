@@ -73,7 +73,7 @@ def export_generator(
         "torch_version": torch.__version__,
     }
     if program is not None:
-        info = export_program(G_ema, out, program)
+        info = export_program(G_ema, out, program, prior=model_cfg.latent)
         usage = USAGE_PT2 if info["format"] == "torch.export" else USAGE_PT2.replace(
             'torch.export.load("generator.pt2").module()', 'torch.jit.load("generator.ts")')
         description["program"] = {
@@ -85,6 +85,8 @@ def export_generator(
             "output": "float32 [B, 3, resolution, resolution] in [-1, 1]",
             "truncation": "inverse-CDF map of z onto N(0, 1) truncated to [-t, t]: exact in "
                           "distribution, deterministic in z (biggan.export.truncation)",
+            "latent": f"the program maps the N(0, I) draws onto the model's prior {model_cfg.latent!r} (Appendix "
+                      f"E), truncating only its normal part (biggan.export.priors)",
             "usage": usage.replace("DIM_Z", str(G_ema.dim_z)).replace("NUM_CLASSES", str(model_cfg.num_classes)),
         }
     location(out / DESCRIPTION).write_text(json.dumps(description, indent=2))

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from biggan.export.priors import from_normal
 from biggan.export.truncation import truncate_by_cdf
 from biggan.models.spectral import SpectralNorm
 
@@ -33,14 +34,17 @@ PT2, TORCHSCRIPT = "generator.pt2", "generator.ts"
 
 
 class TruncatedGenerator(nn.Module):
-    """What the program holds: truncation map, then G."""
+    """What the program holds: truncation map (onto the G's latent prior, Appendix E), then G."""
 
-    def __init__(self, G: nn.Module) -> None:
+    def __init__(self, G: nn.Module, prior: str = "normal") -> None:
         super().__init__()
         self.G = G
+        self.prior = prior  # ModelConfig.latent: N(0, I) draws are mapped onto it (biggan.export.priors)
 
     def forward(self, z: Tensor, y: Tensor, truncation: Tensor) -> Tensor:
-        return self.G(truncate_by_cdf(z, truncation), y)
+        if self.prior == "normal":
+            return self.G(truncate_by_cdf(z, truncation), y)
+        return self.G(from_normal(z, self.prior, truncation), y)
 
 
 def _weight_as_is(self: nn.Module) -> Tensor:
@@ -67,12 +71,13 @@ def example_inputs(G: nn.Module, batch: int = 2) -> tuple[Tensor, Tensor, Tensor
     return (torch.zeros(batch, G.dim_z), torch.zeros(batch, dtype=torch.long), torch.tensor(1.0))
 
 
-def export_program(G_ema: nn.Module, out_dir: Path, fmt: str = "pt2") -> dict[str, str]:
+def export_program(G_ema: nn.Module, out_dir: Path, fmt: str = "pt2", prior: str = "normal") -> dict[str, str]:
     """Write the program into `out_dir`; returns {"file", "format", "why"} for generator.json.
 
-    `fmt`: "pt2" (torch.export, TorchScript if it fails) or "ts" (TorchScript only).
+    `fmt`: "pt2" (torch.export, TorchScript if it fails) or "ts" (TorchScript only); `prior`: the
+    model's latent prior (ModelConfig.latent), which the program maps its N(0, I) input onto.
     """
-    wrapper = TruncatedGenerator(freeze_spectral_norm(G_ema).cpu()).eval()
+    wrapper = TruncatedGenerator(freeze_spectral_norm(G_ema).cpu(), prior).eval()
     inputs = example_inputs(G_ema)
     why = "torch.export.export + torch.export.save (torch.export.load reads it)"
     if fmt == "pt2":

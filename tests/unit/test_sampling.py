@@ -56,7 +56,7 @@ def test_priors():
     cens = sample_latents(100, 8, 1.5, "censored_normal", g, "cpu")
     assert cens.min() >= 0 and cens.max() <= 1.5
     with pytest.raises(ValueError, match="prior"):
-        sample_latents(2, 2, None, "uniform", g, "cpu")
+        sample_latents(2, 2, None, "gaussian", g, "cpu")
 
 
 def _tiny_g() -> Generator:
