@@ -1,7 +1,9 @@
 """`biggan demo`, shortened: the real command (demo data -> shards -> 2 Ray workers with
-cross-replica BN -> the four downstream nodes) with fewer iterations, on the session's Prefect
-and Ray. The GAN has to have learned class conditioning: an independent judge must see the
-conditioned class in its samples far more often than chance."""
+cross-replica BN -> the four downstream nodes) with fewer checkpoints and samples, on the
+session's Prefect and Ray. It must meet the demo bar docs/benchmarks.md states
+(biggan.eval.agreement.DEMO_BAR): an independent judge sees the conditioned class in >= 90% of
+the samples on average and >= 75% in the worst class, FID drops >= 5x from the untrained G, and
+the nearest-neighbour check flags no copying. Only the bar's wall time is left out (a timing)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from biggan.eval.agreement import DEMO_BAR
+
 SHORT = {
-    # digits32's own 1,000 iterations, with fewer checkpoints, samples and thresholds; in tuning
-    # (one process, three seeds) EMA G's agreement at 1,000 was 1.00 / 1.00 / 0.86 (chance 0.10),
-    # far above the 0.5 asserted below.
+    # digits32's own 1,000 iterations and seed, with fewer checkpoints, samples and thresholds.
     "train.iterations": 1000,
     "train.checkpoint_every": 500,
     "eval.num_samples": 1000,
@@ -23,7 +25,7 @@ CHANCE = 0.1
 
 
 @pytest.mark.slow
-def test_shortened_demo_learns_class_conditioning(prefect_harness, ray_cluster, tmp_path):
+def test_shortened_demo_meets_the_demo_bar(prefect_harness, ray_cluster, tmp_path):
     from biggan.cli import main
 
     args = ["demo", "--data", str(tmp_path / "demo"), "--shards", str(tmp_path / "shards"),
@@ -38,8 +40,15 @@ def test_shortened_demo_learns_class_conditioning(prefect_harness, ray_cluster, 
     agreement = quality["agreement"]
     assert quality["iteration"] == SHORT["train.iterations"]
     assert agreement["chance"] == CHANCE and len(agreement["per_class"]) == 10
-    assert agreement["mean"] >= 5 * CHANCE, agreement
-    assert quality["fid_drop"] >= 5.0, quality
+    assert quality["bar"] == DEMO_BAR
+    assert agreement["mean"] >= DEMO_BAR["mean_agreement"], agreement
+    assert agreement["min"] >= DEMO_BAR["min_class_agreement"], agreement
+    assert quality["fid_drop"] >= DEMO_BAR["fid_drop"], quality
+    assert all(quality["passes"].values()), quality["passes"]
+    memorization = json.loads((run_dir / "memorization" / "summary.json").read_text())
+    assert memorization["copying_flag"] is False, memorization["backbones"]
+    assert set(memorization["backbones"]) == {"pixel", "efficientnet-lite0"}  # both feature spaces checked
     # The summary a user reads names the run, the numbers and the verdict.
-    for needle in (str(run_dir.resolve()), "class agreement", "FID drop", "wall time", "demo bar"):
+    for needle in (str(run_dir.resolve()), "class agreement", "FID drop", "wall time", "demo bar",
+                   "copying flag       False"):
         assert needle in result.output
