@@ -40,6 +40,7 @@ from biggan.storage import location, normalize
 # dropout, L2 and ortho on D, D's betas, sigma_0's regularisation or clamp on G. SN on or off
 # (model.g_sn / model.d_sn) is not: the same weights compute another function without it.
 SAFE_ON_RESUME = (
+    "train.wall_budget_s",
     "train.iterations", "train.g_lr", "train.d_lr", "train.betas", "train.adam_eps", "train.ema_decay",
     "train.d_betas", "train.d_r1_gamma", "train.d_r1_every", "train.d_dropout_keep", "train.d_weight_decay",
     "train.d_ortho_beta", "train.g_sigma.",

@@ -76,6 +76,10 @@ class TrainConfig(Strict):
     iterations: int = Field(150_000, ge=1, description="G steps to train for")
     batch_size: int = Field(
         2048, ge=1, description="global batch per G step (all workers x accumulation x micro-batch)")
+    # For studies at a fixed wall budget (biggan.study): runs of different settings compared at equal time.
+    wall_budget_s: float | None = Field(
+        None, gt=0, description="stop cleanly at the first checkpoint after this many seconds of training in this "
+                                "session (a resumed run starts a new budget); None = no budget")
     accumulation: int = Field(1, ge=1, description="micro-batches per step per worker")
     d_steps: int = Field(2, ge=1, description="D steps per G step (Appendix C: 2)")
     g_lr: float = Field(5e-5, gt=0, description="G learning rate (Appendix C: 5e-5)")

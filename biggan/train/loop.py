@@ -165,6 +165,7 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
                      state.latent_rng, tcfg.model_copy(update={"precision": state.precision}), micro_batch, device)
     last_metrics: dict[str, Any] = {}
     tick_time, tick_iteration, beat = time.perf_counter(), start, time.monotonic()
+    session_start = time.monotonic()  # train.wall_budget_s counts this session's training time
     checkpoints_saved = start // tcfg.checkpoint_every
     iteration, reason, collapsed = start, "finished", False
     while iteration < cfg.train.iterations:
@@ -247,6 +248,11 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
             _close(step.real_batches)
             step.real_batches = start_segment(iteration)
         ctx.report(record)
+        # train.wall_budget_s: stop at the first checkpoint past the budget, every rank at once.
+        if is_ckpt and tcfg.wall_budget_s is not None and dist.all_ranks_any(
+                time.monotonic() - session_start > tcfg.wall_budget_s, device):
+            reason = f"wall budget of {tcfg.wall_budget_s:g} s reached at iteration {iteration}"
+            break
 
     _close(step.real_batches)
     if board is not None:
@@ -341,4 +347,3 @@ def _average_over_ranks(metrics: dict[str, float], device: torch.device) -> dict
     torch.distributed.all_reduce(values)
     values /= dist.world_size()
     return dict(zip(keys, values.tolist()))
-
