@@ -37,11 +37,23 @@ def apply_overrides(config: BaseModel, overrides: dict[str, Any] | None) -> Base
             node = node[part]
         if not isinstance(node, dict) or parts[-1] not in node:
             raise ConfigError(_unknown(dotted, data))
+        _check_kind(dotted, node[parts[-1]], value)
         node[parts[-1]] = value
     try:
         return type(config).model_validate(data)
     except ValidationError as err:
         raise ConfigError(describe_validation_error(err, overrides)) from None
+
+
+def _check_kind(dotted: str, current: Any, value: Any) -> None:
+    """Refuse what validation would let through silently: a whole section replaced by one value
+    (`--set train={}` reset every training key to its default), and a boolean where a number goes
+    (`train.iterations=true` read as 1)."""
+    if isinstance(current, dict):
+        keys = ", ".join(f"{dotted}.{key}" for key in list(current)[:3])
+        raise ConfigError(f"{dotted} is a section, not a value: set its keys one by one (e.g. {keys}, ...)")
+    if isinstance(value, bool) and isinstance(current, (int, float)) and not isinstance(current, bool):
+        raise ConfigError(f"{dotted} = {value!r}: a number is expected, not true/false")
 
 
 def _unknown(dotted: str, data: dict) -> str:

@@ -81,3 +81,20 @@ def test_run_uri_joins_store_and_name():
     assert cfg.run_uri == "s3://bucket/runs/00001-digits32"
     with pytest.raises(ConfigError, match="must be letters"):
         apply_overrides(cfg, {"name": "a/b"})
+
+
+def test_a_section_cannot_be_replaced_by_one_value():
+    from biggan.config import ConfigError, apply_overrides
+    from biggan.presets import digits32
+
+    with pytest.raises(ConfigError, match="train is a section"):
+        apply_overrides(digits32(), {"train": {}})  # used to reset every train key to its default
+
+
+def test_a_boolean_is_not_a_number():
+    from biggan.config import ConfigError, apply_overrides
+    from biggan.presets import digits32
+
+    with pytest.raises(ConfigError, match="train.iterations = True: a number is expected"):
+        apply_overrides(digits32(), {"train.iterations": True})  # used to train for 1 iteration
+    assert apply_overrides(digits32(), {"train.ortho": False}).train.ortho is False
