@@ -69,6 +69,22 @@ def publish_sample_sheet(run_name: str, uri: str, iteration: int | None) -> None
         description=f"Sample sheet{at}")
 
 
+def publish_stability(run_name: str, spectra_uri: str | None, rollbacks: list[str]) -> None:
+    """The run's stability artifact: its rollbacks, one line each, and the spectra figure (Figure 3
+    of the paper: sigma_0 of every layer of G and D over iterations, onset and rollbacks marked)."""
+    lines = [f"# Stability of `{run_name}`", ""]
+    if rollbacks:
+        lines += ["## Rollbacks", ""] + [f"- {line}" for line in rollbacks] + [""]
+    else:
+        lines += ["No rollback so far.", ""]
+    lines += ["## Top singular value of every layer (Appendix F, Figure 3)", "",
+              "One line per layer (first dark, last light); red dashed: a collapse onset; green: where a "
+              "rollback went back to; faint: the stretch a rollback abandoned.", "",
+              image(spectra_uri, "sigma_0 of G's and D's layers over iterations")]
+    create_markdown_artifact(key=f"stability-{slug(run_name)}", markdown="\n".join(lines),
+                             description="Rollbacks and the spectra of G and D")
+
+
 def publish_evaluation(run_name: str, records: list[dict], plot: str | None) -> None:
     rows = [{"checkpoint": r["checkpoint"], "iteration": r["iteration"],
              **{k: rounded(v) for k, v in r["metrics"].items()}} for r in records]

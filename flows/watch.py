@@ -9,7 +9,11 @@ A thread of the train task reads those files and turns them into Prefect's own s
 - an event `biggan.checkpoint.saved` per new checkpoint (resource `biggan.run.<run name>`,
   payload: the run's location, the checkpoint, its iteration), which the `evaluate-biggan`
   deployment's trigger turns into an evaluation (prefect.yaml);
-- a markdown artifact with each new sample sheet inline (`samples-<run>`).
+- a markdown artifact with each new sample sheet inline (`samples-<run>`);
+- an event `biggan.run.rolled_back` per rollback (train.collapse.action=rollback; payload: where
+  it collapsed and why, where it went back to, what the remedy changed), a warning line, and the
+  run's stability artifact (`stability-<run>`): one line per rollback and the spectra figure
+  (spectra.png, sigma_0 of every layer over iterations), republished when either changes.
 
 The thread runs in a copy of the task's context: Prefect 3.8.8 finds the run context (logger,
 artifact and event attribution) through context variables, which a bare thread would not see.
@@ -35,9 +39,12 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.events import emit_event
 
 from biggan.runs import RunStore
-from biggan_flows.artifacts import publish_sample_sheet, slug
+from biggan.runs.history import rollback_line
+from biggan.runs.spectra import SPECTRA_FILE
+from biggan_flows.artifacts import publish_sample_sheet, publish_stability, slug
 
 CHECKPOINT_EVENT = "biggan.checkpoint.saved"
+ROLLBACK_EVENT = "biggan.run.rolled_back"
 POLL_S = 5.0  # a stat of stats.jsonl and a checkpoint listing per poll: cheap on any store
 MAX_LINES_PER_POLL = 20
 ESCALATE_AFTER = 3  # failed polls in a row from which each is logged as an error, not a warning
@@ -74,16 +81,55 @@ class RunWatcher:
         self._last_iteration = 0  # newest stats record published
         self._checkpoints: set[str] = set(c.name for c in self.store.checkpoints()) if self.store.exists() else set()
         self._sheets: set[str] = set(loc.name for loc in self.store.sample_sheets()) if self.store.exists() else set()
+        self._rollbacks = len(self.store.rollbacks()) if self.store.exists() else 0  # rollbacks published
+        self._spectra: tuple[int, int] | None = None  # spectra.png (size, mtime) last published
         self._progress_id = None
         self._stop = threading.Event()
         self.events: list[dict[str, Any]] = []  # payloads of the events emitted, for the flow's result
+        self.rollback_events: list[dict[str, Any]] = []  # payloads of the rollback events emitted
 
     # ------------------------------------------------------------------ one poll
 
     def poll(self) -> None:
+        self._poll_rollbacks()  # first: a rollback sends the stats back to an earlier iteration
         self._poll_stats()
         self._poll_checkpoints()
         self._poll_sheets()
+        self._poll_spectra()
+
+    def _poll_rollbacks(self) -> None:
+        if not self.store.exists():
+            return
+        events = self.store.rollbacks()
+        for event in events[self._rollbacks:]:
+            payload = {"run": self.store.uri, "run_name": self.run_name,
+                       **{k: event.get(k) for k in ("rollback", "collapsed_at", "onset", "last_healthy",
+                                                    "to_iteration", "checkpoint", "signal", "changed")}}
+            emit_event(event=ROLLBACK_EVENT, resource=run_resource(self.run_name), payload=payload)
+            self.rollback_events.append(payload)
+            self.logger.warning("%s: event %s emitted", rollback_line(event), ROLLBACK_EVENT)
+            # The run continues from there: its next records are new even below the old maximum.
+            self._last_iteration = min(self._last_iteration, int(event["to_iteration"]))
+            self._stats_size = -1
+        if len(events) > self._rollbacks:
+            self._rollbacks = len(events)
+            self._spectra = None  # republish the artifact with the new line
+
+    def _poll_spectra(self) -> None:
+        if not self.store.exists():
+            return
+        figure = self.store.file(SPECTRA_FILE)
+        try:
+            info = figure.fs.get_file_info(figure.path)
+        except OSError:
+            return
+        if info.size is None or info.size <= 0:
+            return
+        seen = (int(info.size), int(info.mtime_ns or 0))
+        if seen == self._spectra:
+            return
+        self._spectra = seen
+        publish_stability(self.run_name, figure.uri, [rollback_line(e) for e in self.store.rollbacks()])
 
     def _poll_stats(self) -> None:
         try:
@@ -93,7 +139,8 @@ class RunWatcher:
         if size == self._stats_size:
             return
         self._stats_size = size
-        new = [r for r in self.store.stats.read() if int(r.get("iteration", 0)) > self._last_iteration]
+        new = [r for r in self.store.stats.read()
+               if int(r.get("iteration", 0)) > self._last_iteration and "event" not in r]  # not a rollback's record
         if not new:
             return
         # One line per log tick, as the workers print them; a poll that finds a backlog (a
