@@ -27,10 +27,12 @@ def pending_checkpoints(store: RunStore, metrics: list[str], truncation: float |
 
 
 def record_meta(session: EvalSession, truncation: float | None, num_samples: int) -> dict[str, Any]:
+    """What a score was computed with, stored in its record. `fingerprint`: sha256 of the extractor's
+    weights file and the reference statistics (EvalSession.fingerprint): scores compare only when equal."""
     ecfg = session.cfg.eval
     return {"num_samples": num_samples, "truncation": truncation, "extractor": session.extractor.name,
             "reference": session.reference().name if ecfg.reference_stats is None else str(ecfg.reference_stats),
-            "standing_passes": ecfg.standing_passes, "seed": ecfg.seed}
+            "standing_passes": ecfg.standing_passes, "seed": ecfg.seed, "fingerprint": session.fingerprint()}
 
 
 def score_checkpoint(store: RunStore, checkpoint: str, eval_cfg: EvalConfig | None,
@@ -56,7 +58,7 @@ def score_checkpoint(store: RunStore, checkpoint: str, eval_cfg: EvalConfig | No
 
 def recorded_figure(store: RunStore, checkpoint: str, metric: str, meta: dict[str, Any]) -> dict | None:
     """A metric's figures for a checkpoint recorded with the same settings (reused, not recomputed)."""
-    keys = ("num_samples", "truncation", "extractor", "reference", "standing_passes", "seed")
+    keys = ("num_samples", "truncation", "extractor", "reference", "standing_passes", "seed", "fingerprint")
     for record in reversed(store.evaluations.history(metric).read()):
         if record["checkpoint"] == checkpoint and all(record.get(k) == meta.get(k) for k in keys):
             return record["results"]

@@ -6,14 +6,17 @@ nothing is computed twice."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from biggan.config import ConfigError, EvalConfig, ExperimentConfig
+from biggan.eval.classifier import RECIPE as CLASSIFIER_RECIPE
 from biggan.eval.classifier import TrainedClassifier, train_classifier
 from biggan.eval.extractors import (
     Extractor,
@@ -24,6 +27,7 @@ from biggan.eval.extractors import (
 )
 from biggan.eval.feature_pass import FeatureBank, extract
 from biggan.eval.reference import Reference, published_reference, shard_fingerprint, shard_reference
+from biggan.files import sha256_file
 from biggan.runs import CheckpointInfo, RunStore
 from biggan.runs.networks import discriminator_from_state, generator_from_state
 from biggan.runs.opened import open_checkpoint, prepare_for_sampling
@@ -39,11 +43,19 @@ def cache_dir(cfg: ExperimentConfig) -> Path:
     return Path(os.environ.get("BIGGAN_CACHE") or Path.home() / ".cache" / "biggan").expanduser().resolve()
 
 
+def classifier_key(cfg: ExperimentConfig, device: torch.device | str = "cpu") -> str:
+    """The classifier's cache folder name: what decides its bytes (biggan.eval.classifier): the shard
+    set's content, epochs, seed, the recipe's version and the device type (a GPU-trained file is not
+    the CPU's; on one device type it is the same file whatever the thread count or process)."""
+    return (f"{shard_fingerprint(cfg.data.train_shards)}-e{cfg.eval.classifier_epochs}-s{cfg.eval.seed}"
+            f"-r{CLASSIFIER_RECIPE}-{torch.device(device).type}")
+
+
 def ensure_classifier(cfg: ExperimentConfig, device: torch.device | str = "cpu") -> TrainedClassifier | None:
     """Train (once per shard set) the dataset classifier when the config uses it, else None."""
     if cfg.eval.feature_extractor != "dataset-classifier":
         return None
-    folder = f"{shard_fingerprint(cfg.data.train_shards)}-e{cfg.eval.classifier_epochs}-s{cfg.eval.seed}"
+    folder = classifier_key(cfg, device)
     return train_classifier(train_shards=cfg.data.train_shards, out_dir=cache_dir(cfg) / "classifiers" / folder,
                             val_shards=cfg.data.val_shards, epochs=cfg.eval.classifier_epochs,
                             seed=cfg.eval.seed, device=device)
@@ -62,6 +74,7 @@ class EvalSession:
     _extractor: Extractor | None = field(default=None, repr=False)
     _reference: Reference | None = field(default=None, repr=False)
     _banks: dict = field(default_factory=dict, repr=False)  # (truncation, samples, metrics) -> FeatureBank
+    _fingerprint: str | None = field(default=None, repr=False)
 
     # ---------------------------------------------------------------- networks
 
@@ -126,6 +139,20 @@ class EvalSession:
                                               fid, row_layers, cache_dir(self.cfg), self.device, ecfg.batch_size,
                                               ecfg.reference_rows, ecfg.verify_reference)
         return self._reference
+
+    def fingerprint(self) -> str:
+        """sha256 of what makes scores comparable: the feature extractor's weights file (the dataset
+        classifier, or local Inception weights; the extractor's name for torch-fidelity's download)
+        and the reference statistics (mu and sigma, float64 bytes). Scores compare only when equal."""
+        if self._fingerprint is None:
+            weights = self.extractor.weights_path
+            digest = hashlib.sha256()
+            digest.update((sha256_file(weights) if weights is not None else self.extractor.name).encode())
+            stats = self.reference().statistics
+            for key in ("mu", "sigma"):
+                digest.update(np.ascontiguousarray(stats[key], dtype=np.float64).tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     def features(self, truncation: float | None, moments: tuple[str, ...], keep: tuple[str, ...],
                  num_samples: int | None = None) -> FeatureBank:
