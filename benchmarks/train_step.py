@@ -21,7 +21,7 @@ import time
 import torch
 
 from biggan.config import apply_overrides
-from biggan.models import Discriminator, Generator
+from biggan.models import discriminator_class, generator_class
 from biggan.presets import get_preset
 from biggan.train.ema import EMA
 from biggan.train.loop import LatentSampler
@@ -42,8 +42,8 @@ def build_step(preset: str, batch: int | None, device: torch.device, overrides: 
     # The global RNG on purpose (a benchmark's own process): the fake batch below is drawn after
     # the three networks, as it always was, so every figure and the fp32 reference stay comparable.
     torch.manual_seed(0)
-    G, D = Generator(cfg.model), Discriminator(cfg.model)
-    G_ema = Generator(cfg.model)
+    G, D = generator_class(cfg.model)(cfg.model), discriminator_class(cfg.model)(cfg.model)
+    G_ema = generator_class(cfg.model)(cfg.model)
     fmt = torch.channels_last if tcfg.channels_last else torch.contiguous_format
     for net in (G, D, G_ema):
         net.to(device=device, memory_format=fmt)

@@ -133,11 +133,45 @@ def digits32(shards: str = f"{DEFAULT_SHARD_ROOT}/digits") -> ExperimentConfig:
     )
 
 
+def _deep(cfg: ExperimentConfig, name: str, **model) -> ExperimentConfig:
+    return cfg.model_copy(update={"preset": name, "model": ModelConfig(arch="deep", **model)})
+
+
+def imagenet128_deep(shards: str = f"{DEFAULT_SHARD_ROOT}/imagenet128") -> ExperimentConfig:
+    """BigGAN-deep at 128x128 (Appendix B): ch 128, z 128 (not split: concatenated with the 128-d
+    shared embedding and fed to every block), two bottleneck blocks per resolution, non-local
+    blocks at 64 x 64. Optimisation, batch, cluster and evaluation as imagenet128 (Appendix C).
+    `biggan params --arch deep` counts it against BigGAN-PyTorch's BigGANdeep.py."""
+    return _deep(imagenet128(shards=shards), "imagenet128-deep", resolution=128, ch=128, dim_z=128, shared_dim=128)
+
+
+def imagenet256_deep(shards: str = f"{DEFAULT_SHARD_ROOT}/imagenet256") -> ExperimentConfig:
+    """BigGAN-deep at 256x256 (Appendix B): as imagenet128-deep with one more resolution."""
+    return _deep(imagenet256(shards=shards), "imagenet256-deep", resolution=256, ch=128, dim_z=128, shared_dim=128)
+
+
+def imagenet512_deep(shards: str = f"{DEFAULT_SHARD_ROOT}/imagenet512") -> ExperimentConfig:
+    """BigGAN-deep at 512x512 (Appendix B), the architecture of TF-Hub's biggan-deep-512 G;
+    shard as imagenet512 says (short edges of at least 400 px)."""
+    return _deep(imagenet512(shards=shards), "imagenet512-deep", resolution=512, ch=128, dim_z=128, shared_dim=128)
+
+
+def digits32_deep(shards: str = f"{DEFAULT_SHARD_ROOT}/digits") -> ExperimentConfig:
+    """The embedded demo with BigGAN-deep's G and D (`biggan demo --preset digits32-deep`): every
+    setting of digits32 but the architecture, which is digits32's at the same width (ch 8: G and D
+    32 channels wide, the bottleneck 3x3 convs 8), z 64 concatenated with the 32-d embedding."""
+    return _deep(digits32(shards=shards), "digits32-deep", resolution=32, ch=8, dim_z=64, shared_dim=32)
+
+
 PRESETS: dict[str, Callable[..., ExperimentConfig]] = {
     "digits32": digits32,
+    "digits32-deep": digits32_deep,
     "imagenet128": imagenet128,
+    "imagenet128-deep": imagenet128_deep,
     "imagenet256": imagenet256,
+    "imagenet256-deep": imagenet256_deep,
     "imagenet512": imagenet512,
+    "imagenet512-deep": imagenet512_deep,
     "jft256": jft256,
 }
 

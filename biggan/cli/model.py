@@ -16,15 +16,30 @@ from biggan.cli.common import echo_json, main, open_run, preset_config, run_opti
 @click.option("--preset", "preset", default=None,
               help="Instead, count the G and D of this preset (with --set overrides).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override for --preset.")
+@click.option("--arch", type=click.Choice(["biggan", "deep"]), default="biggan", show_default=True,
+              help="deep: BigGAN-deep's G and D at 128/256/512 px against BigGAN-PyTorch's BigGANdeep.py and "
+                   "TF-Hub's released generators, instead of the paper's tables.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def params(tables: tuple[str, ...], preset: str | None, overrides: tuple[str, ...], as_json: bool) -> None:
+def params(tables: tuple[str, ...], preset: str | None, overrides: tuple[str, ...], arch: str, as_json: bool) -> None:
     """G + D parameter counts vs Table 1 (128 px, 1K classes) and Table 3 (256 px, 8.5K classes).
 
     Totals leave out G's shared class embedding, as the paper's do. "3fit" (rows marked
     Table 3*) repeats Table 3 with embeddings sized for JFT's full 18,291-label vocabulary
     and dim_z 168: our reading of what the paper counted (see biggan/models/params.py).
+    With --arch deep: BigGAN-deep (ch 128, 1,000 classes, z 128), whose counts the paper does
+    not print, against the counts of BigGAN-PyTorch's and TF-Hub's own classes.
     """
-    from biggan.models.params import TABLE1, TABLE3, TABLE3_FIT, comparison, count_parameters, format_table
+    from biggan.models.params import (
+        DEEP,
+        TABLE1,
+        TABLE3,
+        TABLE3_FIT,
+        comparison,
+        count_parameters,
+        deep_comparison,
+        format_deep_table,
+        format_table,
+    )
 
     if preset is not None:
         cfg = preset_config(preset, overrides).model
@@ -39,6 +54,13 @@ def params(tables: tuple[str, ...], preset: str | None, overrides: tuple[str, ..
             click.echo(f"{preset} ({cfg.num_classes} classes): G {count.generator / 1e6:.3f} M, "
                        f"D {count.discriminator / 1e6:.3f} M, "
                        f"G + D without shared embedding {count.paper_total / 1e6:.3f} M")
+        return
+    if arch == "deep":
+        deep = deep_comparison(DEEP)
+        if as_json:
+            echo_json(deep)
+        else:
+            click.echo(format_deep_table(deep))
         return
     rows = ((TABLE1 if "1" in tables else []) + (TABLE3 if "3" in tables else [])
             + (TABLE3_FIT if "3fit" in tables else []))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from biggan.config.base import Strict, check_resolution
 
@@ -18,6 +18,9 @@ LatentPrior = Literal["normal", "uniform", "bernoulli", "censored_normal", "bern
 class ModelConfig(Strict):
     """Generator and discriminator architecture."""
 
+    arch: Literal["biggan", "deep"] = Field(
+        "biggan", description="network family: BigGAN (Section 3) or BigGAN-deep (Appendix B: bottleneck blocks, "
+                              "two per resolution, z concatenated with the shared embedding)")
     resolution: int | None = Field(
         None, description="image side in px (32, 64, 128, 256, 512); None = the shard set's (dataset.json)")
     num_classes: int | None = Field(
@@ -57,8 +60,30 @@ class ModelConfig(Strict):
                               "normal_times_bernoulli N x B{0,1}, normal_concat_bernoulli (half N, half B{0,1}), "
                               "variance_annealing (sigma 2 -> 1 over training), per_sample_variance (sigma_i ~ "
                               "U[0.5, 1] per sample in training)")
+    # The two fields below exist for the TF-Hub BigGAN-deep generators (biggan.interop.pretrained);
+    # trained runs keep their defaults.
+    rgb_channels: int = Field(
+        3, ge=3, description="output channels of G's last conv, the first 3 of which are the image (deep only; "
+                             "TF-Hub's BigGAN-deep convolves to ch channels, all under one spectral norm)")
+    bn_truncation_points: int = Field(
+        0, ge=0, description="BN statistics stored per truncation value, evenly spaced over [0, 1] (deep only; "
+                             "TF-Hub's BigGAN-deep stores 51); 0 = sampling computes standing statistics")
 
     _resolution = field_validator("resolution")(check_resolution)
+
+    @model_validator(mode="after")
+    def _deep_fields(self) -> ModelConfig:
+        if self.arch == "deep" and not (self.shared and self.hier):
+            # Appendix B: BigGAN-deep always concatenates z with the shared embedding and feeds
+            # both to every block; there is no non-shared or non-hierarchical variant of it.
+            raise ValueError("model.arch=deep always uses the shared embedding with z fed to every block "
+                             "(Appendix B): leave model.shared and model.hier true")
+        if self.arch != "deep" and (self.rgb_channels != 3 or self.bn_truncation_points):
+            raise ValueError("model.rgb_channels and model.bn_truncation_points are BigGAN-deep fields "
+                             "(TF-Hub's generators): set model.arch=deep")
+        if self.bn_truncation_points == 1:
+            raise ValueError("model.bn_truncation_points: 0 (none) or at least 2 points over [0, 1]")
+        return self
 
     @property
     def discriminator_ch(self) -> int:

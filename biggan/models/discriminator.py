@@ -24,6 +24,8 @@ class Discriminator(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         cfg.require_data_fields()
+        if cfg.arch != "biggan":  # BigGAN-deep is biggan.models.deep; biggan.models.discriminator_class picks
+            raise ValueError(f"this is BigGAN's discriminator, not model.arch={cfg.arch}")
         self.resolution = cfg.resolution
         self.num_classes = cfg.num_classes
         ch = cfg.discriminator_ch

@@ -32,6 +32,8 @@ class Generator(nn.Module):
         super().__init__()
         self.cfg = cfg
         cfg.require_data_fields()
+        if cfg.arch != "biggan":  # BigGAN-deep is biggan.models.deep; biggan.models.generator_class picks
+            raise ValueError(f"this is BigGAN's generator, not model.arch={cfg.arch}")
         self.resolution = cfg.resolution
         self.num_classes = cfg.num_classes
         self.hier = cfg.hier

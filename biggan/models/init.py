@@ -28,6 +28,7 @@ from torch.nn import init
 from biggan.models.attention import SelfAttention
 from biggan.models.batchnorm import BatchNorm2d, ReducedBatchNorm
 from biggan.models.spectral import SpectralNorm
+from biggan.models.truncation_stats import TruncationStatistics
 
 Net = TypeVar("Net", bound=nn.Module)
 
@@ -96,6 +97,9 @@ def initialize_(module: nn.Module, generator: torch.Generator, orthogonal: bool 
         if isinstance(sub, SelfAttention):
             sub.gamma.zero_()  # the block starts as the identity (SA-GAN)
             filled.append(sub.gamma)
+        if isinstance(sub, TruncationStatistics):
+            sub.reset_parameters()  # BigGAN-deep's stored per-truncation BN statistics: untrained BN's
+            filled += [sub.means, sub.vars]
         done |= {id(t) for t in filled}
         missing = [t for t in own if id(t) not in done]
         if missing:

@@ -46,10 +46,10 @@ class PaperRow:
 
 
 def count_parameters(cfg: ModelConfig) -> ParamCount:
-    from biggan.models import Discriminator, Generator  # local: params is imported by the CLI at start-up
+    from biggan.models import discriminator_class, generator_class  # local: params is imported by the CLI at start-up
 
     with torch.device("meta"):
-        G, D = Generator(cfg), Discriminator(cfg)
+        G, D = generator_class(cfg)(cfg), discriminator_class(cfg)(cfg)
     shared = G.shared.weight.numel() if G.shared is not None else 0
     return ParamCount(
         generator=sum(p.numel() for p in G.parameters()),
@@ -141,4 +141,66 @@ def format_table(rows: list[dict]) -> str:
     for r in rows:
         lines.append(f"{r['table']:8} {r['row']:40} {r['G_M']:8.2f} {r['D_M']:8.2f} "
                      f"{r['ours_M']:9.2f} {r['paper_M']:7.1f} {r['diff_M']:+7.2f}")
+    return "\n".join(lines)
+
+
+# BigGAN-deep (Appendix B). The paper prints no parameter counts for it; the references are the
+# counts of the other implementations' own classes at the paper's BigGAN-deep (ch 128, 1,000
+# classes, z 128, shared embedding 128): BigGAN-PyTorch's BigGANdeep.py (built by
+# tests/data/make_bigganpytorch_deep.py, stored in tests/data/bigganpytorch_deep.pt and checked
+# against ours in tests/unit/test_interop_deep.py), which stops at 256 px, and TF-Hub's released
+# generators as pytorch-pretrained-biggan 0.1.1 builds them (G only; its output conv makes 128
+# channels of which 3 are kept: `model.rgb_channels=128`; tests/unit/test_interop_pretrained.py
+# counts its classes).
+@dataclass(frozen=True)
+class DeepRow:
+    label: str  # the row
+    config: ModelConfig
+    source: str  # whose classes the reference counts come from
+    reference_G: int | None  # None: that implementation has no such network
+    reference_D: int | None
+
+
+def _deep(resolution: int, rgb_channels: int = 3) -> ModelConfig:
+    return ModelConfig(arch="deep", resolution=resolution, num_classes=1000, ch=128, dim_z=128, shared_dim=128,
+                       rgb_channels=rgb_channels)
+
+
+DEEP = [
+    DeepRow("BigGAN-deep 128 px", _deep(128), "BigGAN-PyTorch BigGANdeep.py", 50_244_484, 34_590_210),
+    DeepRow("BigGAN-deep 256 px", _deep(256), "BigGAN-PyTorch BigGANdeep.py", 55_736_708, 38_247_426),
+    DeepRow("BigGAN-deep 512 px", _deep(512), "none (BigGANdeep.py stops at 256 px)", None, None),
+    DeepRow("TF-Hub biggan-deep-128 (G)", _deep(128, 128), "pytorch-pretrained-biggan", 50_388_609, None),
+    DeepRow("TF-Hub biggan-deep-256 (G)", _deep(256, 128), "pytorch-pretrained-biggan", 55_880_833, None),
+    DeepRow("TF-Hub biggan-deep-512 (G)", _deep(512, 128), "pytorch-pretrained-biggan", 56_163_905, None),
+]
+
+
+def deep_comparison(rows: list[DeepRow]) -> list[dict]:
+    """One dict per row: our G and D counts, the reference's, and the differences (None: no reference)."""
+    out = []
+    for row in rows:
+        count = count_parameters(row.config)
+        out.append({
+            "row": row.label, "resolution": row.config.resolution, "rgb_channels": row.config.rgb_channels,
+            "G": count.generator, "D": count.discriminator, "reference": row.source,
+            "reference_G": row.reference_G, "reference_D": row.reference_D,
+            "diff_G": None if row.reference_G is None else count.generator - row.reference_G,
+            "diff_D": None if row.reference_D is None else count.discriminator - row.reference_D,
+        })
+    return out
+
+
+def format_deep_table(rows: list[dict]) -> str:
+    def num(value: int | None) -> str:
+        return "-" if value is None else f"{value:,}"
+
+    header = (f"{'row':28} {'G':>12} {'D':>12} {'reference G':>12} {'reference D':>12} {'diff':>6}  reference")
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        diffs = [d for d in (r["diff_G"], r["diff_D"]) if d is not None]
+        diff = "-" if not diffs else f"{max(diffs, key=abs):+d}"
+        D = num(r["D"]) if not r["row"].startswith("TF-Hub") else "-"  # TF-Hub released G only
+        lines.append(f"{r['row']:28} {num(r['G']):>12} {D:>12} {num(r['reference_G']):>12} "
+                     f"{num(r['reference_D']):>12} {diff:>6}  {r['reference']}")
     return "\n".join(lines)

@@ -12,7 +12,7 @@ import torch
 
 from biggan.config import ExperimentConfig
 from biggan.interop import InitReport, init_from
-from biggan.models import Generator, build_models, empty, seeded
+from biggan.models import Generator, build_models, empty, generator_class, seeded
 from biggan.models.batchnorm import CrossReplicaReducer, set_bn_reducer
 from biggan.models.spectral import SpectralNorm
 from biggan.runs import RunStore
@@ -114,7 +114,8 @@ def build_training_state(cfg: ExperimentConfig, device: torch.device, world: int
     # Same initialisation everywhere, from the seed alone (the loop broadcasts to be certain).
     G, D = build_models(cfg.model, seeded(tcfg.seed))
     check_sn_switches(G, D, cfg)
-    G_ema = empty(Generator, cfg.model)  # local BN reducer: sampling on rank 0 alone must not all-reduce
+    # Local BN reducer: sampling on rank 0 alone must not all-reduce.
+    G_ema = empty(generator_class(cfg.model), cfg.model)
     G_ema.load_state_dict(G.state_dict())
     memory_format = torch.channels_last if tcfg.channels_last else torch.contiguous_format
     for net in (G, D, G_ema):

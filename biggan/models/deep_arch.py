@@ -1,0 +1,105 @@
+"""BigGAN-deep's architecture tables (Appendix B), as data.
+
+BigGAN-deep keeps BigGAN's channel progression but puts TWO bottleneck blocks at every
+resolution (Appendix B: "4x deeper"): in G the first block of a stage keeps its width and size,
+the second changes the width and upsamples; in D the first downsamples and changes the width,
+the second keeps both. Per-stage channel multipliers (times `ch`):
+
+- G: BigGAN's own table (biggan.models.arch), which BigGAN-PyTorch's `BigGANdeep.G_arch` repeats
+  at 32-256 px and TF-Hub's `biggan-deep-512` module (pytorch-pretrained-biggan's BigGAN512
+  layers) has at 512 px;
+- D: BigGAN-PyTorch's `BigGANdeep.D_arch` at 32-256 px: a 3x3 input conv to the first stage's
+  width, then BigGAN's D widths without its first (RGB) block. It has no 512 px entry; ours
+  continues the same rule from BigGAN's 512 px D (one more stage at ch before doubling).
+
+The paper's BigGAN-deep tables put the non-local block at 64 x 64 in G and D at every
+resolution, where TF-Hub's modules have it too; the 32 and 64 px variants (tests, the CPU demo)
+put it at half resolution, as the BigGAN ones do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from biggan.models.arch import BOTTOM_WIDTH, generator_blocks
+
+DEPTH = 2  # blocks per resolution (Appendix B; BigGAN-PyTorch's G_depth = D_depth = 2)
+CHANNEL_RATIO = 4  # bottleneck: the 3x3 convs run at a quarter of the block's input (G) / output (D) width
+
+# Appendix B: BigGAN-deep uses a 128-d z at every resolution (TF-Hub's modules: z_dim 128).
+DEFAULT_DIM_Z = {32: 128, 64: 128, 128: 128, 256: 128, 512: 128}
+DEFAULT_G_ATTENTION = {32: 16, 64: 32, 128: 64, 256: 64, 512: 64}
+DEFAULT_D_ATTENTION = {32: 16, 64: 32, 128: 64, 256: 64, 512: 64}
+
+# D: (input width, output width, downsample) per stage, as multiples of ch.
+_D_IN = {
+    32: [4, 4, 4],
+    64: [1, 2, 4, 8],
+    128: [1, 2, 4, 8, 16],
+    256: [1, 2, 4, 8, 8, 16],
+    512: [1, 1, 2, 4, 8, 8, 16],
+}
+_D_OUT = {
+    32: [4, 4, 4],
+    64: [2, 4, 8, 16],
+    128: [2, 4, 8, 16, 16],
+    256: [2, 4, 8, 8, 16, 16],
+    512: [1, 2, 4, 8, 8, 16, 16],
+}
+_D_DOWN = {
+    32: [True, True, False],
+    64: [True] * 4,
+    128: [True] * 5,
+    256: [True] * 6,
+    512: [True] * 7,
+}
+
+
+@dataclass(frozen=True)
+class DeepBlockSpec:
+    in_channels: int
+    out_channels: int
+    resample: bool  # G: 2x nearest upsample; D: 2x2 average-pool downsample
+    resolution: int  # spatial size at the block's output
+    attention: bool  # a non-local block follows this one
+
+
+def generator_blocks_deep(resolution: int, ch: int, attention: int | None) -> list[DeepBlockSpec]:
+    """G's blocks, two per stage; attention after the second block of the stage that ends at `attention` px."""
+    specs, placed = [], False
+    for stage in generator_blocks(resolution, ch, None):
+        here = attention == stage.resolution and not placed
+        placed = placed or here
+        specs.append(DeepBlockSpec(stage.in_channels, stage.in_channels, False, stage.resolution // 2, False))
+        specs.append(DeepBlockSpec(stage.in_channels, stage.out_channels, True, stage.resolution, here))
+    _check_placed("G", resolution, attention, placed)
+    return specs
+
+
+def discriminator_stages_deep(resolution: int, ch: int, attention: int | None) -> list[list[DeepBlockSpec]]:
+    """D's stages (after the input conv), two blocks each; attention after the first stage at that size."""
+    stages, size, placed = [], resolution, False
+    for cin, cout, down in zip(_D_IN[resolution], _D_OUT[resolution], _D_DOWN[resolution]):
+        size = size // 2 if down else size
+        here = attention == size and not placed
+        placed = placed or here
+        stages.append([DeepBlockSpec(ch * cin, ch * cout, down, size, False),
+                       DeepBlockSpec(ch * cout, ch * cout, False, size, here)])
+    _check_placed("D", resolution, attention, placed)
+    return stages
+
+
+def discriminator_input_channels(resolution: int, ch: int) -> int:
+    """Width of D's 3x3 input conv (BigGAN-PyTorch's `input_conv`)."""
+    return ch * _D_IN[resolution][0]
+
+
+def _check_placed(net: str, resolution: int, attention: int | None, placed: bool) -> None:
+    if attention is not None and not placed:
+        raise ValueError(f"BigGAN-deep {net} at {resolution} px has no stage at {attention} px for the non-local block")
+
+
+__all__ = [
+    "BOTTOM_WIDTH", "CHANNEL_RATIO", "DEFAULT_D_ATTENTION", "DEFAULT_DIM_Z", "DEFAULT_G_ATTENTION", "DEPTH",
+    "DeepBlockSpec", "discriminator_input_channels", "discriminator_stages_deep", "generator_blocks_deep",
+]
