@@ -25,7 +25,7 @@ from biggan.interop.optim import remap_adam
 from biggan.interop.reader import ImportedWeights, read_bigganpytorch
 from biggan.interop.safe_load import plain
 from biggan.interop.their_config import train_hints
-from biggan.models import Discriminator, Generator
+from biggan.models import discriminator_class, generator_class
 
 
 @dataclass
@@ -61,7 +61,7 @@ def import_bigganpytorch(
     cfg = inferred if model is None else _from_preset(model, inferred, notes)
 
     with torch.device("meta"):  # shapes and names only; allocates nothing
-        G_ref, D_ref = Generator(cfg), Discriminator(cfg)
+        G_ref, D_ref = generator_class(cfg)(cfg), discriminator_class(cfg)(cfg)
     converted = {}
     for net, their_sd, ref in (("G", their_G, G_ref), ("D", imported.D, D_ref), ("G_ema", their_G_ema, G_ref)):
         if their_sd is None:

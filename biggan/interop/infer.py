@@ -29,7 +29,10 @@ def infer_model_config(
 ) -> ModelConfig:
     """The ModelConfig whose G and D have exactly these tensors (see module docstring)."""
     notes = notes if notes is not None else []
-    _refuse_deep(G_sd, their_config)
+    from biggan.interop.infer_deep import infer_deep_config, looks_deep  # local: infer_deep imports this module
+
+    if looks_deep(G_sd, D_sd, their_config):
+        return infer_deep_config(G_sd, D_sd, their_config, notes)
     notes.extend(tc.check_their_config(their_config))
     resolution = _resolution(G_sd, D_sd)
     g_unit = generator_blocks(resolution, 1, None)  # channel multipliers (ch = 1)
@@ -77,14 +80,6 @@ def infer_model_config(
     )
     _check_against_config(cfg, their_config)
     return cfg
-
-
-def _refuse_deep(G_sd: dict[str, Tensor], their_config: dict[str, Any] | None) -> None:
-    deep_key = next((k for k in G_sd if re.search(r"\.(conv3|conv4|bn3|bn4)\.", k)), None)
-    if deep_key is not None or tc.value(their_config, "model") == "BigGANdeep":
-        raise UnsupportedCheckpointError(
-            "these are BigGAN-deep weights" + (f" ({deep_key})" if deep_key else "")
-            + "; only BigGAN (BigGAN.py) is supported")
 
 
 def _block_count(sd: dict[str, Tensor]) -> int:

@@ -1,7 +1,8 @@
 """State-dict names: ours <-> BigGAN-PyTorch's, as one table per net.
 
-Our G and D mirror BigGAN-PyTorch's `BigGAN.py` module for module, so most names are equal.
-What differs (G only; D's names are identical):
+Our G and D mirror BigGAN-PyTorch's `BigGAN.py` module for module, and our BigGAN-deep nets its
+`BigGANdeep.py` (biggan.models.deep), so most names are equal. What differs (G only; D's names are
+identical):
 
 - their BN keeps its statistics as `stored_mean` / `stored_var` on the BN module itself
   (`layers.ccbn` and `layers.bn` with mybn=False, cross_replica=False); ours sit one level
@@ -34,6 +35,7 @@ _G_TABLE: tuple[tuple[str, str | None], ...] = (
     ("blocks.{i}.0.bn{k}.bn.running_mean", "blocks.{i}.0.bn{k}.stored_mean"),
     ("blocks.{i}.0.bn{k}.bn.running_var", "blocks.{i}.0.bn{k}.stored_var"),
     ("blocks.{i}.0.bn{k}.bn.num_batches_tracked", None),
+    ("truncation_statistics.{rest}", None),  # TF-Hub's per-truncation BN statistics (BigGAN-deep imports)
     ("{rest}", "{rest}"),  # shared, linear, convs, BN projections, attention: same names
 )
 _D_TABLE: tuple[tuple[str, str | None], ...] = (("{rest}", "{rest}"),)
@@ -130,10 +132,13 @@ def _is_their_bn(owner: str) -> bool:
 # BigGAN-PyTorch registers G as shared, linear, blocks, output_layer; a GBlock as conv1, conv2,
 # conv_sc, bn1, bn2; a ccbn as its buffers, then gain, bias; D as blocks, linear, embed.
 # state_dict() lists a module's own parameters, then its own buffers, then its children.
+# BigGANdeep.py registers a deep GBlock's conv1..conv4 then bn1..bn4, a deep D's input_conv
+# first and a deep DBlock's conv1..conv4 then conv_sc: the same orders, with more names.
 _CHILD_ORDER = {
-    "G": ("shared", "linear", "blocks", "output_layer", "conv1", "conv2", "conv_sc", "bn1", "bn2",
-          "gain", "bias", "theta", "phi", "g", "o"),
-    "D": ("blocks", "linear", "embed", "conv1", "conv2", "conv_sc", "theta", "phi", "g", "o"),
+    "G": ("shared", "linear", "blocks", "output_layer", "conv1", "conv2", "conv3", "conv4", "conv_sc",
+          "bn1", "bn2", "bn3", "bn4", "gain", "bias", "theta", "phi", "g", "o"),
+    "D": ("input_conv", "blocks", "linear", "embed", "conv1", "conv2", "conv3", "conv4", "conv_sc",
+          "theta", "phi", "g", "o"),
 }
 _PARAM_LEAVES = ("weight", "gain", "bias", "gamma")  # nn.Linear: weight, bias; layers.bn: gain, bias
 _BUFFER_LEAVES = ("stored_mean", "stored_var")

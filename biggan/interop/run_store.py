@@ -31,7 +31,7 @@ from biggan.data.info import load_dataset_info
 from biggan.experiment import shard_pairs
 from biggan.interop.import_run import ImportedRun, import_bigganpytorch
 from biggan.interop.reader import read_bigganpytorch
-from biggan.models import Discriminator, Generator
+from biggan.models import discriminator_class, generator_class
 from biggan.presets import get_preset
 from biggan.runs import CheckpointInfo, RunStore
 from biggan.runs.naming import next_run_name
@@ -41,6 +41,8 @@ from biggan.storage import location, normalize
 # train/eval/cluster sections when no preset is named: the preset of the files' resolution
 # (64 px has none of its own; imagenet128's settings are the closest).
 DEFAULT_PRESET = {32: "digits32", 64: "imagenet128", 128: "imagenet128", 256: "imagenet256", 512: "imagenet512"}
+DEFAULT_DEEP_PRESET = {32: "digits32-deep", 64: "imagenet128-deep", 128: "imagenet128-deep",
+                       256: "imagenet256-deep", 512: "imagenet512-deep"}
 
 
 @dataclass
@@ -76,7 +78,8 @@ def write_imported_run(
     if shards is not None:
         _check_data(imported.model, data["data.train_shards"])
 
-    cfg = _config(imported, preset or DEFAULT_PRESET[imported.model.resolution], data, root.uri,
+    defaults = DEFAULT_DEEP_PRESET if imported.model.arch == "deep" else DEFAULT_PRESET
+    cfg = _config(imported, preset or defaults[imported.model.resolution], data, root.uri,
                   name or next_run_name(root, "bigganpytorch"))
     run = RunStore(root / cfg.name)  # type: ignore[operator]
     info = run.save_checkpoint(_state(imported, cfg), {"source": "bigganpytorch", **_scalars(imported.their_state)})
@@ -135,7 +138,7 @@ def _state(imported: ImportedRun, cfg: ExperimentConfig) -> dict[str, Any]:
 def _fresh_adam(net: str, cfg: ExperimentConfig) -> dict[str, Any]:
     """An untouched Adam's state dict over the net's parameters (meta device: nothing allocated)."""
     with torch.device("meta"):
-        model = Generator(cfg.model) if net == "G" else Discriminator(cfg.model)
+        model = (generator_class if net == "G" else discriminator_class)(cfg.model)(cfg.model)
     lr = cfg.train.g_lr if net == "G" else cfg.train.d_lr
     return torch.optim.Adam(model.parameters(), lr=lr, betas=cfg.train.betas, eps=cfg.train.adam_eps).state_dict()
 

@@ -22,8 +22,10 @@ DEFAULTS: dict[str, Any] = {
     "dim_z": 128, "G_attn": "64", "D_attn": "64", "num_G_SVs": 1, "num_D_SVs": 1,
     "num_G_SV_itrs": 1, "num_D_SV_itrs": 1, "BN_eps": 1e-5, "SN_eps": 1e-8, "mybn": False,
     "cross_replica": False, "G_fp16": False, "D_fp16": False, "z_var": 1.0,
-    "G_init": "ortho", "D_init": "ortho",
+    "G_init": "ortho", "D_init": "ortho", "G_depth": 1, "D_depth": 1,
 }
+MODELS = ("BigGAN", "BigGANdeep")  # their --model: BigGAN.py or BigGANdeep.py
+DEEP_DEPTH = 2  # blocks per resolution of our BigGAN-deep (Appendix B; their deep launch script's --G_depth)
 RELU_NAMES = ("relu", "inplace_relu", "ir")  # utils.activation_dict: all three are ReLU
 OUTPUT_BN_EPS = 1e-5  # BigGAN.Generator builds output_layer's layers.bn without BN_eps
 
@@ -41,19 +43,21 @@ def check_their_config(config: dict[str, Any] | None) -> list[str]:
         return ["no stored config: eps and power iterations are BigGAN-PyTorch's argparse defaults "
                 f"(BN_eps {DEFAULTS['BN_eps']}, SN_eps {DEFAULTS['SN_eps']}); pass a preset to override"]
     refusals = {
-        "model": (lambda v: v == "BigGAN", "only BigGAN is supported (BigGANdeep's blocks have 4 convs "
-                  "and a channel drop our G and D do not have)"),
+        "model": (lambda v: v in MODELS, f"only {' and '.join(MODELS)} are supported"),
         "G_param": (lambda v: v == "SN", "our G is spectrally normalised throughout"),
         "D_param": (lambda v: v == "SN", "our D is spectrally normalised throughout"),
         "norm_style": (lambda v: v == "bn", "our G uses batch norm only"),
-        "D_wide": (lambda v: bool(v), "our D is the wide D (hidden width = output width)"),
+        # BigGANdeep's D ignores D_wide (its hidden width is always a quarter of the output's).
+        "D_wide": (lambda v: bool(v) or is_deep(config), "our D is the wide D (hidden width = output width)"),
         "G_nl": (lambda v: v in RELU_NAMES, "our G uses ReLU"),
         "D_nl": (lambda v: v in RELU_NAMES, "our D uses ReLU"),
     }
     for key, (ok, why) in refusals.items():
         if not ok(value(config, key)):
             raise UnsupportedCheckpointError(f"BigGAN-PyTorch setting {key}={value(config, key)!r}: {why}")
-    if value(config, "hier") and not value(config, "G_shared"):
+    if is_deep(config):
+        _check_deep(config)
+    elif value(config, "hier") and not value(config, "G_shared"):
         raise UnsupportedCheckpointError(
             "BigGAN-PyTorch setting hier without G_shared: their G cannot run it (z chunks are "
             "concatenated to class indices), so no weights of theirs have it")
@@ -70,6 +74,22 @@ def check_their_config(config: dict[str, Any] | None) -> list[str]:
     if value(config, "z_var") != 1.0:
         notes.append(f"z_var {value(config, 'z_var')}: their samples scaled z; ours draw N(0, I)")
     return notes
+
+
+def is_deep(config: dict[str, Any] | None) -> bool:
+    return value(config, "model") == "BigGANdeep"
+
+
+def _check_deep(config: dict[str, Any]) -> None:
+    for key in ("G_depth", "D_depth"):
+        if value(config, key) != DEEP_DEPTH:
+            raise UnsupportedCheckpointError(
+                f"BigGAN-PyTorch setting {key}={value(config, key)!r}: our BigGAN-deep has {DEEP_DEPTH} blocks "
+                "per resolution (Appendix B)")
+    if not (value(config, "G_shared") and value(config, "hier")):
+        raise UnsupportedCheckpointError(
+            "BigGAN-PyTorch's BigGANdeep without --G_shared --hier: their G cannot run it (its linear "
+            "takes [embedding, z]), so no weights of theirs have it")
 
 
 def attention_resolution(spec: str | int | None) -> int | None:
@@ -128,6 +148,8 @@ def their_config_from(cfg: ModelConfig, dim_z: int, g_attention: int | None, d_a
         "SN_eps": cfg.sn_eps,
         "skip_init": True,  # weights come from the files
     }
+    if cfg.arch == "deep":
+        config.update({"model": "BigGANdeep", "G_depth": DEEP_DEPTH, "D_depth": DEEP_DEPTH})
     # sample.py --config_from_name copies every stored key over its own flags, so an unknown
     # dataset must be left out rather than stored as None (their imsize_dict[None] fails).
     dataset = datasets.get((cfg.resolution, cfg.num_classes))

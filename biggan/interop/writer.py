@@ -23,7 +23,8 @@ from biggan.interop.errors import UnsupportedCheckpointError
 from biggan.interop.keymap import needs_transpose, their_key, their_order
 from biggan.interop.optim import remap_adam
 from biggan.interop.their_config import OUTPUT_BN_EPS, their_config_from
-from biggan.models import Discriminator, Generator
+from biggan.models import deep_arch as deep
+from biggan.models import discriminator_class, generator_class
 from biggan.models.arch import (
     DEFAULT_D_ATTENTION,
     DEFAULT_G_ATTENTION,
@@ -52,10 +53,16 @@ def to_bigganpytorch(
     if not model.shared and model.hier:
         raise UnsupportedCheckpointError(
             "hier without shared: BigGAN-PyTorch's G cannot run it, so its layout cannot hold it")
+    if model.rgb_channels != 3:
+        raise UnsupportedCheckpointError(
+            f"G's output conv makes {model.rgb_channels} channels (TF-Hub's BigGAN-deep): BigGAN-PyTorch's "
+            "makes 3, so its layout cannot hold it")
     with torch.device("meta"):
-        G_ref, D_ref = Generator(model), Discriminator(model)
-    g_attn = resolve_attention(model.g_attention, model.resolution, DEFAULT_G_ATTENTION)
-    d_attn = resolve_attention(model.d_attention, model.resolution, DEFAULT_D_ATTENTION)
+        G_ref, D_ref = generator_class(model)(model), discriminator_class(model)(model)
+    defaults = (deep.DEFAULT_G_ATTENTION, deep.DEFAULT_D_ATTENTION) if model.arch == "deep" else (
+        DEFAULT_G_ATTENTION, DEFAULT_D_ATTENTION)
+    g_attn = resolve_attention(model.g_attention, model.resolution, defaults[0])
+    d_attn = resolve_attention(model.d_attention, model.resolution, defaults[1])
     _note_what_they_cannot_build(model, d_attn, notes)
 
     files: dict[str, Any] = {"G.pth": rename_to_theirs(G_sd, "G"), "D.pth": rename_to_theirs(D_sd, "D")}
@@ -92,11 +99,17 @@ def write_bigganpytorch(files: dict[str, Any], out_dir: Path | str) -> list[Path
 
 
 def _note_what_they_cannot_build(model: ModelConfig, d_attn: int | None, notes: list[str]) -> None:
-    if model.resolution == 512:
+    if model.resolution == 512 and model.arch == "deep":
+        notes.append("their BigGANdeep.py has no 512 px G_arch or D_arch: their code cannot build either net")
+    elif model.resolution == 512:
         notes.append("their D_arch has no 512 px entry: their code can load G.pth, not D.pth")
     elif d_attn is not None:
         labels = _THEIR_D_LABELS.get(model.resolution)
-        sizes = [s.resolution for s in discriminator_blocks(model.resolution, 1, None)]
+        if model.arch == "deep":  # their deep D labels stages, which are ours
+            sizes = [stage[-1].resolution for stage in deep.discriminator_stages_deep(model.resolution, 1, None)]
+            labels = labels[:len(sizes)] if labels else None
+        else:
+            sizes = [s.resolution for s in discriminator_blocks(model.resolution, 1, None)]
         labels = labels or sizes
         theirs = [i for i, label in enumerate(labels) if label == d_attn]
         if theirs != [sizes.index(d_attn)]:

@@ -114,10 +114,12 @@ def test_mismatch_message_uses_their_name_when_it_differs(tmp_path):
                                "files): the model has shape (16,), the weights have shape (5,)")
 
 
-def test_bigganpytorch_deep_and_two_attention_blocks_are_refused(tmp_path):
+def test_bigganpytorch_files_that_say_deep_but_are_not_and_two_attention_blocks_are_refused(tmp_path):
     G, D, G_ema = random_nets(SMALL_32)
-    folder = write_their_folder(tmp_path / "deep", SMALL_32, G, D, G_ema, model="BigGANdeep")
-    with pytest.raises(UnsupportedCheckpointError, match="BigGAN-deep"):
+    folder = write_their_folder(tmp_path / "deep", SMALL_32, G, D, G_ema, model="BigGANdeep", G_depth=2,
+                                D_depth=2)  # BigGAN's tensors under a deep config
+    with pytest.raises(UnsupportedCheckpointError, match=r"^G has no 'blocks\.0\.0\.conv3\.weight': not "
+                                                         r"BigGAN-PyTorch's BigGANdeep layout$"):
         import_bigganpytorch(folder)
     folder = write_their_folder(tmp_path / "attn", SMALL_32, G, D, G_ema)
     G_sd = torch.load(folder / "G.pth", weights_only=True)  # a second non-local block, after block 2

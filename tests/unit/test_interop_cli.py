@@ -154,7 +154,7 @@ def test_import_errors_are_one_line(tmp_path, case):
         "taken-name": r"Error: run x already exists in .*; pick another --name",
         "preset-mismatch": r"Error: G layer 'shared\.weight': the model has shape \(10, 32\), the weights have "
                            r"shape \(10, 16\)",
-        "deep": r"Error: these are BigGAN-deep weights .*; only BigGAN \(BigGAN\.py\) is supported",
+        "deep": r"Error: D has no 'input_conv\.weight': not BigGAN-PyTorch's BigGANdeep layout",
         "unsafe": r"Error: .*G\.pth is not a plain state dict; refusing to unpickle it .*",
     }[case]
     if case == "no-folder":
