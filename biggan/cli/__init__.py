@@ -11,6 +11,7 @@ from biggan.cli import evaluate as _evaluate  # noqa: F401
 from biggan.cli import interop as _interop  # noqa: F401
 from biggan.cli import model as _model  # noqa: F401
 from biggan.cli import pipeline as _pipeline  # noqa: F401
+from biggan.cli import study as _study  # noqa: F401
 from biggan.cli import train as _train  # noqa: F401
 from biggan.cli.common import main
 
