@@ -35,6 +35,7 @@ from biggan.study.plan import (
     training_state,
     write_spec,
 )
+from biggan.study.presets import build_spec
 from biggan.study.scoring import clear_failure, is_scored, record_failure, score_run
 from biggan.study.spec import StudyError, StudySpec
 from biggan.study.table import write_table
@@ -47,15 +48,20 @@ from biggan_flows.train import train_biggan_flow
 def study_run_name() -> str:
     params = dict(runtime.flow_run.parameters or {})
     spec = params.get("spec")
-    name = params.get("resume") or (spec.get("name") if isinstance(spec, dict) else getattr(spec, "name", None))
+    name = params.get("resume") or params.get("study_preset") or (
+        spec.get("name") if isinstance(spec, dict) else getattr(spec, "name", None))
     return f"study-{name or 'biggan'}"
 
 
 @task(cache_policy=NO_CACHE, task_run_name="plan-{store}")
-def plan_study_task(spec: StudySpec | None, resume: str | None, store: str) -> StudyPlan:
-    """The study's spec (given, or its study.json when continuing), every cell validated; study.json written."""
+def plan_study_task(spec: StudySpec | None, resume: str | None, store: str, study_preset: str | None = None,
+                    shards: str | None = None) -> StudyPlan:
+    """The study's spec (given, a named study's, or its study.json when continuing), every cell
+    validated; study.json written."""
+    if spec is None and resume is None and study_preset is not None:
+        spec = build_spec(study_preset, study_preset=study_preset, shards=shards)  # named after the study preset
     if spec is None and resume is None:
-        raise StudyError("give a study (spec) or the name of one to continue (resume)")
+        raise StudyError("give a study (spec or study_preset) or the name of one to continue (resume)")
     if resume is not None:
         stored = read_spec(store, resume)
         if spec is not None and spec != stored:
@@ -168,18 +174,21 @@ def publish_table(plan: StudyPlan, table: dict[str, Any]) -> None:
 
 
 @flow(name="study-biggan", flow_run_name=study_run_name)
-def study_biggan(spec: StudySpec | None = None, resume: str | None = None, store: str = "runs",
-                 max_parallel: int | None = None) -> dict:
+def study_biggan(spec: StudySpec | None = None, study_preset: str | None = None, shards: str | None = None,
+                 resume: str | None = None, store: str = "runs", max_parallel: int | None = None) -> dict:
     """A grid of settings x seeds, each an ordinary train-biggan run, scored alike, in one table.
+    The same spec again continues the study (nothing finished is trained or scored again).
 
     Args:
         spec: the study (base preset, overrides, grid or cells, seeds, shards, workers); empty with resume
+        study_preset: without a spec, this named study (biggan.study.presets), in <store>/<its name>
+        shards: with study_preset: the shard set or root (train/ + val/); empty = the base preset's
         resume: continue the study of this name in the store (its study.json): nothing finished reruns
         store: run store; the study's runs live in <store>/<name>
         max_parallel: runs trained at once without a Ray cluster; empty = as many as this machine's cores hold
     """
     logger = get_run_logger()
-    plan = plan_study_task(spec, resume, store)
+    plan = plan_study_task(spec, resume, store, study_preset, shards)
     with tags(f"study:{plan.spec.name}", f"preset:{plan.spec.preset}"):
         trained = train_all(plan, max_parallel)
         scored = score_all(plan)
