@@ -68,10 +68,12 @@ def study_command(study_preset, preset, grids, grid_file, overrides, seeds, name
 
     try:
         if resume is not None:
-            given = [flag for flag, value in (("--study-preset", study_preset), ("--preset", preset),
-                                              ("--grid", grids), ("--grid-file", grid_file), ("--set", overrides),
-                                              ("--seeds", seeds), ("--name", name), ("--shards", shards),
-                                              ("--workers", num_workers), ("--gpu", use_gpu)) if value]
+            given = [flag for flag, is_given in (
+                ("--study-preset", study_preset is not None), ("--preset", preset is not None), ("--grid", bool(grids)),
+                ("--grid-file", grid_file is not None), ("--set", bool(overrides)), ("--seeds", seeds is not None),
+                ("--name", name is not None), ("--shards", shards is not None), ("--workers", num_workers is not None),
+                ("--gpu/--no-gpu", use_gpu is not None), ("--every-checkpoint", every_checkpoint),
+                ("--no-truncation-curve", no_curve)) if is_given]
             if given:
                 raise ConfigError(f"--resume continues study {resume} as it was started: drop {', '.join(given)}")
             spec = read_spec(store, resume)

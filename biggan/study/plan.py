@@ -115,11 +115,16 @@ def plan_study(spec: StudySpec, store: str) -> StudyPlan:
 # ---------------------------------------------------------------- study.json and where each run stands
 
 
+# Written beside the spec in study.json for a reader; read_spec leaves them out.
+_DERIVED = ("cell_names", "varied", "runs")
+
+
 def write_spec(plan: StudyPlan) -> None:
+    """study.json: the spec as given (so the same spec again continues the study), and what it gives."""
     plan.location.makedirs()
     (plan.location / STUDY_FILE).write_json(
-        {**plan.spec.model_dump(mode="json"), "cells": [{"name": c.name, **c.overrides} for c in plan.cells]
-         if plan.spec.cells else [], "runs": [r.name for r in plan.runs], "varied": plan.varied}, indent=2)
+        {**plan.spec.model_dump(mode="json"), "cell_names": [c.name for c in plan.cells], "varied": plan.varied,
+         "runs": [r.name for r in plan.runs]}, indent=2)
 
 
 def read_spec(store: str, name: str) -> StudySpec:
@@ -129,7 +134,7 @@ def read_spec(store: str, name: str) -> StudySpec:
         data = loc.read_json()
     except (FileNotFoundError, OSError):
         raise StudyError(f"no study {name} in {normalize(store)} (no {loc.uri})") from None
-    data = {k: v for k, v in data.items() if k not in ("runs", "varied")}
+    data = {k: v for k, v in data.items() if k not in _DERIVED}
     return StudySpec.model_validate(data)
 
 

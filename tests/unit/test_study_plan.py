@@ -184,3 +184,19 @@ def test_biggan_study_dry_run_lists_the_runs_and_a_bad_grid_is_one_line(shards, 
     missing = CliRunner().invoke(main, ["study", "--resume", "nope", "--store", store])
     assert missing.exit_code == 2 and "no study nope" in missing.output
     assert not (tmp_path / "store").exists()
+
+
+def test_study_json_gives_back_the_spec_it_was_started_with(shards, tmp_path):
+    from biggan.study.plan import read_spec, study_exists, write_spec
+
+    store = str(tmp_path / "store")
+    spec = _spec(shards=shards, cells=[{"model.ch": 4}, {"name": "wide", "model.ch": 16}], seeds=[0, 1])
+    plan = plan_study(spec, store)
+    assert not study_exists(store, "s1")
+    write_spec(plan)
+    assert study_exists(store, "s1") and read_spec(store, "s1") == spec  # the same spec again: a continuation
+    written = json.loads((tmp_path / "store" / "s1" / "study.json").read_text())
+    assert written["cell_names"] == ["ch-4", "wide"] and written["runs"] == ["ch-4-s0", "ch-4-s1", "wide-s0",
+                                                                             "wide-s1"]
+    with pytest.raises(StudyError, match="no study s2"):
+        read_spec(store, "s2")
