@@ -79,6 +79,9 @@ def test_deploy_all_exits_0_on_a_fresh_server(server):
     # `prefect deploy --name` takes the same flow/deployment name as `prefect deployment run`.
     again = server.cli("--no-prompt", "deploy", "--name", "train-biggan/digits32")
     assert "Deployment 'train-biggan/digits32' successfully" in again.stdout
+    for name in DEPLOYMENTS:  # biggan's log records reach every flow run's Prefect log
+        env = server.get(f"/deployments/name/{name}")["job_variables"]["env"]
+        assert env["PREFECT_LOGGING_EXTRA_LOGGERS"] == "biggan", name
     deployment = server.get(f"/deployments/name/{EVALUATE}")
     assert deployment["global_concurrency_limit"]["limit"] == 1
     assert [s["schedule"]["interval"] for s in deployment["schedules"]] == [1800.0]
@@ -110,6 +113,10 @@ def test_train_deployment_checkpoint_triggers_evaluation(server, digits_shards, 
     assert "iteration 2/2: D " in log  # the losses, in the flow run's log
     train_run = server.flow_runs("train-biggan/digits32")[0]
     assert train_run["name"] == "train-deployed" and "run:deployed" in train_run["tags"]
+    # The library's own records (biggan.* loggers) are in the flow run's log on the server.
+    records = server.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [train_run["id"]]}}, "limit": 200})
+    assert any(r["name"].startswith("biggan") and "Ray dashboard" in r["message"] for r in records), \
+        sorted({r["name"] for r in records})
 
     # The checkpoint's event ran the evaluate-biggan deployment on this run, to the end.
     def triggered():
