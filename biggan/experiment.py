@@ -267,7 +267,10 @@ def adopt_source_model(cfg: ExperimentConfig, explicit: set[str]) -> ExperimentC
                           f"{cfg.data.train_shards} has {data.resolution} px ones; shard the data at "
                           f"{source.resolution} px to start from its weights")
     classes = cfg.model.num_classes if "model.num_classes" in explicit else None
-    return cfg.model_copy(update={"model": source.model_copy(update={"num_classes": classes}),
+    # BN statistics stored per truncation (an imported TF-Hub G) fit the source's weights only: the
+    # new run's G samples with standing statistics (biggan.interop.finetune drops the table).
+    model = source.model_copy(update={"num_classes": classes, "bn_truncation_points": 0})
+    return cfg.model_copy(update={"model": model,
                                   "train": cfg.train.model_copy(update={"init_from": info.uri})})
 
 

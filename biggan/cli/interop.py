@@ -1,4 +1,5 @@
-"""`biggan` commands that bring weights in and take generators out: import bigganpytorch, export.
+"""`biggan` commands that bring weights in and take generators out: import bigganpytorch, import
+pretrained-biggan, export.
 
 No flow runs here: both are a read, a conversion and a write (biggan.interop.run_store,
 biggan.export.run). Every error a user can cause is one line.
@@ -40,6 +41,32 @@ def import_bigganpytorch_command(weights: Path, name: str | None, store: str, pr
 
     try:
         written = write_imported_run(weights, store, name=name, preset=preset, shards=shards, suffix=suffix)
+    except (InteropError, ConfigError) as err:
+        raise click.ClickException(str(err)) from None
+    cfg = written.config
+    echo_json({"run": written.run.uri, "name": written.run.name, "checkpoint": written.checkpoint.uri,
+               "iteration": written.checkpoint.iteration, "model": cfg.model.model_dump(mode="json"),
+               "train_shards": cfg.data.train_shards, "notes": written.notes})
+
+
+@import_group.command("pretrained-biggan")
+@click.option("--weights", required=True, type=click.Path(path_type=Path),
+              help="Folder of pytorch-pretrained-biggan's files for a TF-Hub BigGAN-deep G: config.json and "
+                   "pytorch_model.bin (what BigGAN.from_pretrained('biggan-deep-256') downloads).")
+@click.option("--name", default=None, help="Name of the new run; default: a new number, 00007-biggan-deep-256.")
+@store_option
+@click.option("--shards", default=None,
+              help="Shard set (or root with train/ and val/) of the same classes and resolution, for evaluation; "
+                   "without it the run can be sampled, interpolated, exported and fine-tuned from, not evaluated.")
+def import_pretrained_command(weights: Path, name: str | None, store: str, shards: str | None) -> None:
+    """TF-Hub's BigGAN-deep G -> a finished run whose G and G_ema sample as the released model does, with its
+    BN statistics stored per truncation value (no D was released: a fresh one, trained by --init-from runs)."""
+    from biggan.config import ConfigError
+    from biggan.interop import InteropError
+    from biggan.interop.pretrained_store import write_pretrained_run
+
+    try:
+        written = write_pretrained_run(weights, store, name=name, shards=shards)
     except (InteropError, ConfigError) as err:
         raise click.ClickException(str(err)) from None
     cfg = written.config

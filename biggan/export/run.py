@@ -19,6 +19,7 @@ from typing import Any
 
 from biggan.export.bigganpytorch import export_bigganpytorch
 from biggan.export.generator import DESCRIPTION, WEIGHTS, export_generator
+from biggan.interop.errors import UnsupportedCheckpointError
 from biggan.runs import CheckpointInfo, RunStore
 from biggan.runs.networks import generator_from_state
 from biggan.runs.opened import open_checkpoint, prepare_for_sampling
@@ -48,8 +49,11 @@ def export_run(
     description = export_generator(G_ema.cpu(), cfg.model, out, standing_truncation=threshold,
                                    standing_batches=ecfg.standing_passes, program=program, source=source)
     theirs = out / BIGGANPYTORCH_DIR
-    notes = export_bigganpytorch(state["G"], state["D"], state["G_ema"], cfg.model, theirs,
-                                 iteration=info.iteration, opt_G=state["opt_G"], opt_D=state["opt_D"])
+    try:
+        notes = export_bigganpytorch(state["G"], state["D"], state["G_ema"], cfg.model, theirs,
+                                     iteration=info.iteration, opt_G=state["opt_G"], opt_D=state["opt_D"])
+    except UnsupportedCheckpointError as error:  # e.g. TF-Hub's BigGAN-deep G: the generator files still stand
+        notes = [f"{BIGGANPYTORCH_DIR}/ not written: {error}"]
     program_info = description.get("program")
     return {
         "weights": str(out / WEIGHTS),
@@ -57,8 +61,8 @@ def export_run(
         "program": None if program_info is None else str(out / program_info["file"]),
         "program_format": None if program_info is None else program_info["format"],
         "bn_statistics": description["bn_statistics"],
-        "bigganpytorch": str(theirs),
-        "bigganpytorch_files": sorted(p.name for p in theirs.iterdir()),
+        "bigganpytorch": str(theirs) if theirs.is_dir() else None,
+        "bigganpytorch_files": sorted(p.name for p in theirs.iterdir()) if theirs.is_dir() else [],
         **source,
         "notes": notes,
     }

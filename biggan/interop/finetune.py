@@ -39,13 +39,20 @@ class InitReport:
     reinitialised: dict[str, list[str]] = field(default_factory=dict)  # net -> keys (or key[columns])
     copied: dict[str, int] = field(default_factory=dict)  # net -> tensors copied unchanged
     notes: list[str] = field(default_factory=list)
+    from_scratch: list[str] = field(default_factory=list)  # nets the source has untrained: left as initialised
 
     def summary(self) -> str:
+        scratch = ""
+        if self.from_scratch:
+            scratch = (f"; {' and '.join(self.from_scratch)} starts from scratch (the source has no trained "
+                       f"{' or '.join(self.from_scratch)}, e.g. TF-Hub released G only)")
         if not any(self.reinitialised.values()):
-            return f"initialised G, D and G_ema from the source run ({self.target_classes} classes)"
+            nets = [net for net in ("G", "D", "G_ema") if net not in self.from_scratch]
+            names = ", ".join(nets[:-1]) + f" and {nets[-1]}" if len(nets) > 1 else nets[0]
+            return f"initialised {names} from the source run ({self.target_classes} classes){scratch}"
         keys = "; ".join(f"{net}: {', '.join(keys)}" for net, keys in self.reinitialised.items() if keys)
         return (f"class count {self.source_classes} -> {self.target_classes}: re-initialised the class "
-                f"embeddings only ({keys}); every other weight comes from the source run")
+                f"embeddings only ({keys}); every other weight comes from the source run{scratch}")
 
 
 def init_from(
@@ -64,8 +71,8 @@ def init_from(
     """
     report = InitReport(source_cfg.num_classes, target_cfg.num_classes)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)  # never the global RNG
-    fields = ("resolution", "ch", "d_ch", "dim_z", "shared_dim", "shared", "hier", "g_attention",
-              "d_attention", "sn_tracked_svs")
+    fields = ("arch", "resolution", "ch", "d_ch", "dim_z", "shared_dim", "shared", "hier", "g_attention",
+              "d_attention", "sn_tracked_svs", "rgb_channels")
     for name in fields:
         if getattr(source_cfg, name) != getattr(target_cfg, name):
             report.notes.append(f"{name} differs: source {getattr(source_cfg, name)!r}, "
@@ -73,9 +80,16 @@ def init_from(
     classes_change = source_cfg.num_classes != target_cfg.num_classes
     G_src, D_src = dict(source_state["G"]), dict(source_state["D"])
     G_ema_src = dict(source_state.get("G_ema") or G_src)
+    # A net the source never trained (an imported generator's D) keeps the initialisation it has.
+    report.from_scratch = [net for net in ("G", "D", "G_ema") if net in source_state.get("untrained", ())]
+    for src, model in ((G_src, G), (G_ema_src, G_ema)):
+        _drop_stored_statistics(src, model, report)
 
     plans = []
     for net, model, src in (("G", G, G_src), ("D", D, D_src), ("G_ema", G_ema, G_ema_src)):
+        if net in report.from_scratch:
+            report.reinitialised[net], report.copied[net] = [], 0
+            continue
         redraw = _class_keys(model, net) if classes_change else {}
         kept = {k: v for k, v in src.items() if k not in redraw}
         expected = {k: s for k, s in shapes(model).items() if k not in redraw}
@@ -101,6 +115,18 @@ def init_from(
                                      for key, columns in redraw.items() if not re.search(r"\.(u|sv)\d+$", key)]
         report.copied[net] = len(kept)
     return report
+
+
+def _drop_stored_statistics(src: dict[str, Tensor], model: nn.Module, report: InitReport) -> None:
+    """BN statistics stored per truncation (TF-Hub's generators) describe the source's weights only:
+    a run trained from them samples with standing statistics, so a target without the table drops it."""
+    stored = [key for key in src if key.startswith("truncation_statistics.")]
+    if stored and not any(key.startswith("truncation_statistics.") for key in model.state_dict()):
+        for key in stored:
+            del src[key]
+        note = "the source's BN statistics stored per truncation are dropped: the new run uses standing statistics"
+        if note not in report.notes:
+            report.notes.append(note)
 
 
 def _class_keys(model: nn.Module, net: str) -> dict[str, int | None]:

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from biggan.models.batchnorm import batchnorms
+from biggan.models.truncation_stats import stored_statistics
 from biggan.sampling.latents import Prior, sample_latents
 
 
@@ -34,7 +35,15 @@ def standing_stats_(
     else stays in eval mode, so SN u vectors and tracked singular values are left untouched
     (BigGAN-PyTorch puts the whole G in train mode, which also advances SN). G ends in eval
     mode, where BN uses these statistics and is independent of the batch.
+
+    A G that carries BN statistics stored per truncation value (TF-Hub's BigGAN-deep, imported
+    by `biggan import pretrained-biggan`) samples with those at `truncation` instead, as the
+    released model does (biggan.models.truncation_stats); nothing is drawn then.
     """
+    stored = stored_statistics(G)
+    if stored is not None:
+        stored.load_into_(G, truncation)
+        return G.eval()
     layers = batchnorms(G)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     saved = [layer.momentum for layer in layers]
