@@ -21,6 +21,7 @@ gradients at 32 px only.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -165,3 +166,62 @@ def test_parameter_counts_equal_bigganpytorch_at_the_papers_width(reference):
     for resolution, theirs in reference["counts"].items():
         count = count_parameters(our_config({**WIDE, "resolution": resolution}))
         assert (count.generator, count.discriminator) == (theirs["G"], theirs["D"]), resolution
+
+
+def test_deep_checkpoint_through_the_cli_export_round_trip_and_fine_tuning(tmp_path, reference, digits_shards, caplog):
+    """Their 32 px deep G and D (10 classes, like the digits) as a run: sampled, exported (our generator
+    files and their own layout again), and a new run fine-tuned from it keeps G and D."""
+    from click.testing import CliRunner
+
+    from biggan.cli import main
+    from biggan.experiment import resolve_experiment
+    from biggan.runs import RunStore
+    from biggan.train.launcher import launch_training
+
+    ref = reference["cases"]["32px"]
+    folder = _write_their_folder(tmp_path / "theirs", ref["settings"], ref["G"], ref["D"])
+    store = tmp_path / "runs"
+    runner = CliRunner()
+    imported = runner.invoke(main, ["import", "bigganpytorch", "--weights", str(folder), "--store", str(store)])
+    assert imported.exit_code == 0, imported.output
+    out = json.loads(imported.output)
+    assert out["model"]["arch"] == "deep" and out["name"] == "00000-bigganpytorch"
+    assert RunStore(out["run"]).read_options()["preset"] == "digits32-deep"  # train/eval settings of 32 px deep
+    sample = runner.invoke(main, ["sample", "--run", out["name"], "--store", str(store), "--classes", "0,9",
+                                  "--per-class", "2", "--truncation", "0.5", "--out", str(tmp_path / "s")])
+    assert sample.exit_code == 0, sample.output
+
+    exported = runner.invoke(main, ["export", "--run", out["name"], "--store", str(store), "--out",
+                                    str(tmp_path / "e"), "--program", "none"])
+    assert exported.exit_code == 0, exported.output
+    files = json.loads(exported.output)
+    assert {"D.pth", "G.pth", "G_ema.pth", "state_dict.pth"} <= set(files["bigganpytorch_files"])
+    for net in ("G", "D"):  # their layout again, bit for bit
+        back = torch.load(tmp_path / "e" / "bigganpytorch" / f"{net}.pth", weights_only=True)
+        assert list(back) == list(ref[net]) and all(_same(back[k], v) for k, v in ref[net].items()), net
+
+    tiny = {"train.iterations": 1, "train.batch_size": 8, "train.checkpoint_every": 1, "train.log_every": 1,
+            "train.sample_every": 100, "train.standing_stats_batches": 1, "train.g_lr": 1e-12, "train.d_lr": 1e-12}
+    cfg = resolve_experiment("digits32-deep", tiny, str(digits_shards["train"]), 0, store=str(store),
+                             init_from=out["name"], name="tuned")
+    assert cfg.model == our_config(ref["settings"]).model_copy(update={"num_classes": 10})
+    launch_training(cfg)
+    lines = [r.getMessage() for r in caplog.records if "started from" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].endswith("initialised G, D and G_ema from the source run (10 classes)")
+    state = RunStore(cfg.run_uri).load_state(RunStore(cfg.run_uri).checkpoint("1"))
+    theirs_D = {their_key(k, "D"): v for k, v in state["D"].items()}
+    assert torch.allclose(theirs_D["input_conv.weight"], ref["D"]["input_conv.weight"], atol=1e-9)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"G_depth": 1}, r"^BigGAN-PyTorch setting G_depth=1: our BigGAN-deep has 2 blocks per resolution \(Appendix B\)$"),
+    ({"hier": False}, r"^BigGAN-PyTorch's BigGANdeep without --G_shared --hier: their G cannot run it"),
+    ({"G_ch": 8}, r"^state_dict\.pth's config says G_ch=8, the weights' shapes say 4$"),
+])
+def test_deep_files_our_models_cannot_be_are_refused_in_one_line(tmp_path, reference, change, message):
+    from biggan.interop import UnsupportedCheckpointError
+
+    ref = reference["cases"]["32px"]
+    folder = _write_their_folder(tmp_path / "theirs", {**ref["settings"], **change}, ref["G"], ref["D"])
+    with pytest.raises(UnsupportedCheckpointError, match=message):
+        import_bigganpytorch(folder)
