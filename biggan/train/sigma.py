@@ -28,8 +28,14 @@ from biggan.config.train import SigmaConditioning
 from biggan.models.spectral import SpectralNorm
 
 BLOCK = 4  # vectors of the block power iteration: the top pair converges at (sigma_BLOCK / sigma_0)^2 per step
-MAX_ITERATIONS = 500
+MAX_ITERATIONS = 200
 TOLERANCE = 1e-6  # relative residual ||W v_0 - sigma_0 u_0|| / sigma_0 at which the pair counts as converged
+# ... or the relative change of sigma_0 between two steps at which it has stalled: near-degenerate
+# top singular values (every layer starts orthogonal, all of them 1) make the vectors converge
+# slowly, while sigma_0 itself is exact to second order. Clamping along a vector mixed within such
+# a cluster leaves a top singular value between sigma_1 and sigma_0, which are then that close.
+STALL = 1e-7
+STALL_AFTER = 25  # iterations before a stall counts (well-separated tops meet TOLERANCE well before)
 
 
 def _orthonormal_rows(x: Tensor) -> Tensor:
@@ -48,7 +54,8 @@ def top_singular_pairs(matrix: Tensor, start: Tensor, tolerance: float = TOLERAN
     # iterating to max_iterations on large weights.
     tolerance = max(tolerance, 20 * torch.finfo(matrix.dtype).eps)
     right = _orthonormal_rows(start[:block] @ matrix)
-    for _ in range(max_iterations):
+    previous = None
+    for iteration in range(max_iterations):
         left = _orthonormal_rows(right @ matrix.t())
         right = _orthonormal_rows(left @ matrix)
         # Rayleigh-Ritz: the SVD of the small projected matrix rotates the blocks onto singular vectors.
@@ -57,8 +64,11 @@ def top_singular_pairs(matrix: Tensor, start: Tensor, tolerance: float = TOLERAN
         # u_0 W = sigma_0 v_0 holds by construction (the right block spans left @ W); the other
         # side is the test: W v_0 = sigma_0 u_0.
         residual = torch.linalg.vector_norm(vs[0] @ matrix.t() - sigmas[0] * us[0])
-        if residual <= tolerance * sigmas[0].clamp_min(torch.finfo(matrix.dtype).tiny):
+        scale = float(sigmas[0].clamp_min(torch.finfo(matrix.dtype).tiny))
+        stalled = iteration >= STALL_AFTER and abs(float(sigmas[0]) - previous) <= STALL * scale
+        if float(residual) <= tolerance * scale or stalled:
             break
+        previous = float(sigmas[0])
     return sigmas, us, vs
 
 
@@ -84,7 +94,7 @@ def clamp_sigma_(layers: list[SpectralNorm], cfg: SigmaConditioning) -> int:
         sigma_1 = sigmas[1] if sigmas.numel() > 1 else sigmas.new_zeros(())
         target = cfg.value if cfg.target == "fixed" else cfg.ratio * sigma_1
         excess = float(sigmas[0] - target)
-        if excess > 0:
+        if excess > TOLERANCE * float(sigmas[0]):  # above the target by more than the estimate's own error
             matrix.sub_((excess * torch.outer(us[0], vs[0])).to(matrix.dtype))
             clamped += 1
     return clamped
