@@ -6,6 +6,7 @@ nothing is computed twice."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -28,9 +29,9 @@ from biggan.eval.extractors import (
 from biggan.eval.feature_pass import FeatureBank, extract
 from biggan.eval.reference import Reference, published_reference, shard_fingerprint, shard_reference
 from biggan.files import sha256_file
-from biggan.runs import CheckpointInfo, RunStore
-from biggan.runs.networks import discriminator_from_state, generator_from_state
-from biggan.runs.opened import open_checkpoint, prepare_for_sampling
+from biggan.runs import RunStore
+from biggan.runs.networks import generator_from_state
+from biggan.runs.opened import OpenedCheckpoint, open_checkpoint, prepare_for_sampling
 from biggan.sampling.images import generated_batches
 
 
@@ -62,12 +63,10 @@ def ensure_classifier(cfg: ExperimentConfig, device: torch.device | str = "cpu")
 
 
 @dataclass
-class EvalSession:
-    store: RunStore  # the run
-    info: CheckpointInfo  # the checkpoint evaluated
-    cfg: ExperimentConfig  # the run's config, eval overrides applied
-    device: torch.device  # eval.device, resolved
-    state: dict[str, Any] = field(repr=False)  # the checkpoint's state dicts
+class EvalSession(OpenedCheckpoint):
+    """An opened checkpoint (biggan.runs.opened: the run, the checkpoint, its config with eval
+    overrides, eval.device, the state dicts) with what evaluation adds and keeps between nodes."""
+
     classifier: str | None = None  # dataset classifier file, when the config uses one
     _G: torch.nn.Module | None = field(default=None, repr=False)
     _G_truncation: object = field(default="unset", repr=False)  # truncation of _G's standing statistics
@@ -78,26 +77,21 @@ class EvalSession:
 
     # ---------------------------------------------------------------- networks
 
-    def prepared(self, G: torch.nn.Module, truncation: float | None) -> torch.nn.Module:
-        """Appendix C.1 standing statistics at the sampling truncation, then eval mode (as every sampler)."""
-        return prepare_for_sampling(G, self.cfg, truncation, self.device)
-
-    def generator(self, truncation: float | None) -> torch.nn.Module:
-        """G_ema with standing statistics taken at `truncation` (recomputed only when it changes)."""
+    def generator(self, truncation: float | None, ema: bool = True) -> torch.nn.Module:
+        """G_ema with standing statistics taken at `truncation`, one network kept for the session
+        (its statistics recomputed only when the truncation changes); `ema=False`: a fresh trained G."""
+        if not ema:
+            return super().generator(truncation, ema=False)
         if self._G is None:
             self._G = generator_from_state(self.state, ema=True, channels_last=self.cfg.train.channels_last)
         if self._G_truncation != truncation:
-            self.prepared(self._G, truncation)
+            prepare_for_sampling(self._G, self.cfg, truncation, self.device)
             self._G_truncation = truncation
         return self._G
 
     def raw_generator(self) -> torch.nn.Module:
         """The trained G (what D was trained against), with untruncated standing statistics."""
-        return self.prepared(generator_from_state(self.state, ema=False, channels_last=self.cfg.train.channels_last),
-                             None)
-
-    def discriminator(self) -> torch.nn.Module:
-        return discriminator_from_state(self.state, channels_last=self.cfg.train.channels_last).to(self.device)
+        return self.generator(None, ema=False)
 
     # ---------------------------------------------------------------- features
 
@@ -176,5 +170,5 @@ def open_session(
 ) -> EvalSession:
     """The evaluation session of one checkpoint of a run."""
     opened = open_checkpoint(run, checkpoint, eval_overrides)
-    return EvalSession(store=opened.store, info=opened.info, cfg=opened.cfg, device=opened.device,
-                       state=opened.state, classifier=classifier)
+    return EvalSession(**{f.name: getattr(opened, f.name) for f in dataclasses.fields(opened)},
+                       classifier=classifier)
