@@ -26,7 +26,8 @@ from tests.support.sockets import free_port
 REPO = Path(__file__).resolve().parents[2]
 POOL = "biggan-process"
 DEPLOYMENTS = ["evaluate-biggan/new-checkpoints", "pipeline/digits32-demo", "shard-dataset/digits32-train",
-               "shard-dataset/digits32-val", "train-biggan/digits32", "train-biggan/imagenet128"]
+               "shard-dataset/digits32-val", "study-biggan/digits32-batch", "train-biggan/digits32",
+               "train-biggan/imagenet128"]
 EVALUATE = "evaluate-biggan/new-checkpoints"
 TINY_EVAL = {"eval.num_samples": 30, "eval.batch_size": 15, "eval.classifier_epochs": 1, "eval.standing_passes": 1,
              "eval.standing_batch": 8, "eval.thresholds": [1.0, 0.5], "eval.nn_backbone": "pixel",
