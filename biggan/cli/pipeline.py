@@ -55,17 +55,20 @@ def pipeline_command(preset: str, overrides: tuple[str, ...], source: str, root:
 @click.option("--shards", default="shards/digits", show_default=True, help="Shard root (train/ and val/).")
 @store_option
 @click.option("--workers", "num_workers", type=int, default=2, show_default=True, help="Ray Train workers.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a digits32 config value.")
-def demo_command(data_dir: str, shards: str, store: str, num_workers: int, overrides: tuple[str, ...]) -> None:
+@click.option("--preset", type=click.Choice(["digits32", "digits32-deep"]), default="digits32", show_default=True,
+              help="BigGAN's demo, or the same with BigGAN-deep's G and D (Appendix B).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value of the preset.")
+def demo_command(data_dir: str, shards: str, store: str, num_workers: int, preset: str,
+                 overrides: tuple[str, ...]) -> None:
     """The whole pipeline on the embedded handwritten digits, end to end, then a summary."""
-    pairs = _pipeline_overrides("digits32", overrides)
+    pairs = _pipeline_overrides(preset, overrides)
     from biggan.cli.prefect_env import prepare_prefect
 
     prepare_prefect()
     from biggan_flows.pipeline import pipeline_flow
 
     started = time.perf_counter()
-    summary = pipeline_flow(preset="digits32", overrides=pairs, shards=shards, demo_data=data_dir,
+    summary = pipeline_flow(preset=preset, overrides=pairs, shards=shards, demo_data=data_dir,
                             num_workers=num_workers, samples_per_shard=200, class_agreement=True, store=store)
     summary["wall_s"] = time.perf_counter() - started
     click.echo(format_summary(summary))
