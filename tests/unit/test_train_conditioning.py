@@ -302,3 +302,15 @@ def test_a_run_logs_frobenius_and_gradient_norms_per_layer_and_sn_off_still_trac
     assert "loss/D_r1" in last and (tmp_path / "norms" / "spectra.png").is_file()
     tags = stats_scalars(last)
     assert "fro_G/linear" in tags and "grad_norm_D/linear" in tags and "grad_norm/G" in tags
+
+
+@pytest.mark.parametrize("name", ["digits32", "imagenet128", "imagenet256", "imagenet512", "jft256"])
+def test_every_section_4_knob_is_off_in_the_presets(name):
+    """The paper's BigGAN trains without them (Section 4 studies them as interventions)."""
+    from biggan.presets import get_preset
+
+    cfg = get_preset(name)
+    t = cfg.train
+    assert (t.d_r1_gamma, t.d_dropout_keep, t.d_weight_decay, t.d_ortho_beta, t.d_betas) == (0.0, 1.0, 0.0, 0.0, None)
+    assert t.g_sigma.mode == "off" and t.collapse.action == "stop" and t.collapse.remedies == []
+    assert cfg.model.g_sn and cfg.model.d_sn
