@@ -39,8 +39,12 @@ from biggan.storage import location, normalize
 # Section 4's conditioning knobs are here too (a rollback remedy changes them mid-run): R1,
 # dropout, L2 and ortho on D, D's betas, sigma_0's regularisation or clamp on G. SN on or off
 # (model.g_sn / model.d_sn) is not: the same weights compute another function without it.
+#
+# The small-data tools (train.augment, train.lecam) are too, like R1: they change what D is shown
+# and penalised, not what G and D are, and a rollback may turn one on as a remedy. ADA's p and
+# LeCam's anchors travel in the checkpoint; a resumed adaptive run keeps its p, not ada_p.
 SAFE_ON_RESUME = (
-    "train.wall_budget_s",
+    "train.wall_budget_s", "train.augment.", "train.lecam.",
     "train.iterations", "train.g_lr", "train.d_lr", "train.betas", "train.adam_eps", "train.ema_decay",
     "train.d_betas", "train.d_r1_gamma", "train.d_r1_every", "train.d_dropout_keep", "train.d_weight_decay",
     "train.d_ortho_beta", "train.g_sigma.",

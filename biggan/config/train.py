@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from biggan.config.base import Strict
+from biggan.config.small_data import AugmentConfig, LeCamConfig
 
 
 class CollapseConfig(Strict):
@@ -144,6 +145,10 @@ class TrainConfig(Strict):
     sample_every: int = Field(1, ge=1, description="checkpoints between sample sheets")
     standing_stats_batches: int = Field(16, ge=1, description="forward passes of standing statistics (Appendix C.1)")
     collapse: CollapseConfig = Field(CollapseConfig(), description="the collapse stop rule (Section 4)")
+    # Small-data tools (not in the paper; biggan.config.small_data), off by default.
+    augment: AugmentConfig = Field(
+        AugmentConfig(), description="DiffAugment or ADA on every image D sees (small data sets); off by default")
+    lecam: LeCamConfig = Field(LeCamConfig(), description="LeCam regularisation of D (small data sets); off by default")
 
     @field_validator("init_from")
     @classmethod

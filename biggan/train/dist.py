@@ -63,6 +63,14 @@ def average_gradients_(module: nn.Module) -> None:
     torch._foreach_copy_(grads, [chunk.view_as(grad) for chunk, grad in zip(chunks, grads)])
 
 
+def average_(tensor: torch.Tensor) -> torch.Tensor:
+    """Mean of `tensor` over ranks, in place (one all-reduce; a no-op in one process)."""
+    if is_distributed():
+        torch_dist.all_reduce(tensor, op=torch_dist.ReduceOp.SUM)
+        tensor.div_(world_size())
+    return tensor
+
+
 def all_ranks_any(flag: bool, device: torch.device | str = "cpu") -> bool:
     """True on every rank if `flag` is true on any rank (a collective stop decision)."""
     if not is_distributed():

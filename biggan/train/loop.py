@@ -162,7 +162,8 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
     if rank == 0 and tcfg.precision == "auto":
         log.info("train.precision=auto: %s on %s", state.precision, device.type)
     step = TrainStep(state.G, state.D, state.ema, state.opt_G, state.opt_D, start_segment(start), sampler,
-                     state.latent_rng, tcfg.model_copy(update={"precision": state.precision}), micro_batch, device)
+                     state.latent_rng, tcfg.model_copy(update={"precision": state.precision}), micro_batch, device,
+                     ada=state.ada, lecam=state.lecam)
     last_metrics: dict[str, Any] = {}
     tick_time, tick_iteration, beat = time.perf_counter(), start, time.monotonic()
     session_start = time.monotonic()  # train.wall_budget_s counts this session's training time

@@ -20,7 +20,9 @@ from biggan.runs.naming import find_checkpoint
 from biggan.runs.networks import config_of
 from biggan.runs.store import INIT_FILE
 from biggan.train import dist
+from biggan.train.ada import AdaState
 from biggan.train.ema import EMA
+from biggan.train.losses import LeCamAnchors
 from biggan.train.monitor import CollapseDetector, DeadRunRule
 from biggan.train.precision import resolve_precision
 
@@ -39,6 +41,8 @@ class TrainingState:
     dead: DeadRunRule  # the dead-discriminator rule's streak
     latent_rng: torch.Generator  # draws the fakes' z and y
     precision: str  # the arithmetic train.precision resolved to ("fp32" or "bf16"), same on every rank
+    ada: AdaState  # ADA's p and r_t statistics (train.augment.ada; idle when off)
+    lecam: LeCamAnchors  # LeCam's moving averages of D's outputs (train.lecam; idle when off)
 
     def state_dict(self, cfg: ExperimentConfig, iteration: int, world: int, micro_batch: int) -> dict[str, Any]:
         return {
@@ -51,6 +55,8 @@ class TrainingState:
             "config": cfg.model_dump(mode="json"), "monitor": self.detector.state_dict(),
             "monitor_dead": self.dead.state_dict(),
             "precision": {"resolved": self.precision, "device_type": self.G.linear.weight.device.type},
+            # Small-data state (biggan.train.ada, biggan.train.losses): plain numbers, exact on resume.
+            "small_data": {"ada": self.ada.state_dict(), "lecam": self.lecam.state_dict()},
         }
 
     def load_state_dict(self, state: dict[str, Any], cfg: ExperimentConfig) -> int:
@@ -69,6 +75,10 @@ class TrainingState:
         if "monitor" in state:
             self.detector.load_state_dict(state["monitor"])
         self.dead.load_state_dict(state.get("monitor_dead", {}))
+        small = state.get("small_data", {})  # absent in checkpoints from before ADA and LeCam: fresh state
+        self.ada.load_state_dict(small.get("ada", {"p": cfg.train.augment.ada_p}), cfg.train.augment)
+        if "lecam" in small:
+            self.lecam.load_state_dict(small["lecam"])
         recorded = state.get("precision", {})
         if cfg.train.precision == "auto" and recorded.get("device_type") == self.G.linear.weight.device.type:
             # `auto` on a CPU is a measurement: a resumed run keeps the answer it started with, so
@@ -130,7 +140,8 @@ def build_training_state(cfg: ExperimentConfig, device: torch.device, world: int
                          ema=EMA(G, G_ema, tcfg.ema_decay, tcfg.ema_start),
                          detector=CollapseDetector(tcfg.collapse), dead=DeadRunRule(tcfg.collapse),
                          latent_rng=torch.Generator(device=device),
-                         precision=agreed_precision(tcfg.precision, device))
+                         precision=agreed_precision(tcfg.precision, device),
+                         ada=AdaState(tcfg.augment, device), lecam=LeCamAnchors(device))
 
 
 def agreed_precision(precision: str, device: torch.device) -> str:

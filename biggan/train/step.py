@@ -20,6 +20,12 @@ rather than run as a separate optimizer step), orthogonal regularization on D's 
 Adam's weight decay (biggan.train.state) and dropout before D's head; in G's phase the
 regularisation of each layer's sigma_0 after backward and eq. 4's clamp after the optimizer step
 (biggan.train.sigma).
+
+For small data sets (not in the paper, off by default): every image D sees, real or generated, in
+D's and G's steps and in R1's real pass, goes through the same augmentation first (DiffAugment or
+ADA, biggan.train.augment), drawn per sample from the latent generator; ADA's p is adjusted every
+few D steps from r_t = E[sign(D(real))] (biggan.train.ada); LeCam's regulariser joins D's loss
+(biggan.train.losses). ADA's p and LeCam's anchors are run state (biggan.train.state).
 """
 
 from __future__ import annotations
@@ -36,9 +42,11 @@ from biggan.models.batchnorm import CrossReplicaReducer, batchnorms
 from biggan.models.layers import set_head_dropout
 from biggan.models.spectral import extra_singular_values, sn_layers
 from biggan.train import dist
+from biggan.train.ada import AdaState
 from biggan.train.allocator import keep_freed_memory
+from biggan.train.augment import Augmenter
 from biggan.train.ema import EMA
-from biggan.train.losses import hinge_d, hinge_g, r1_penalty
+from biggan.train.losses import LeCamAnchors, hinge_d, hinge_g, lecam_penalty, r1_penalty
 from biggan.train.monitor import grad_norm
 from biggan.train.ortho import ortho_reg_
 from biggan.train.precision import autocast_for
@@ -79,8 +87,12 @@ class TrainStep:
         cfg: TrainConfig,  # d_steps, accumulation, ortho, precision, channels_last
         micro_batch: int,  # per-worker micro-batch size
         device: torch.device,  # where tensors live
+        ada: AdaState | None = None,  # ADA's p and r_t statistics (the run's, to be checkpointed); None = fresh
+        lecam: LeCamAnchors | None = None,  # LeCam's moving averages (the run's); None = fresh
     ):
         self.G, self.D, self.ema = G, D, ema
+        self.ada = ada if ada is not None else AdaState(cfg.augment, device)
+        self.lecam = lecam if lecam is not None else LeCamAnchors(device)
         self.opt_G, self.opt_D = opt_G, opt_D
         self.real_batches = real_batches
         self.sample_latents = sample_latents
@@ -106,6 +118,7 @@ class TrainStep:
         its keep probability, and draws its masks from the latent RNG (reseeded per segment)."""
         self.cfg = cfg
         set_head_dropout(self.D, cfg.d_dropout_keep, self.latent_rng)
+        self.augment = Augmenter(cfg.augment, self.ada, self.latent_rng, cfg.channels_last)
 
     def _d_phase(self, index: int) -> Callable[[int, bool], dict[str, Tensor]]:
         return lambda iteration, tick: self.d_step(iteration, tick, index)
@@ -148,7 +161,11 @@ class TrainStep:
         self.opt_D.zero_grad(set_to_none=True)
         cfg = self.cfg
         r1 = self.r1_due(iteration, index)
-        totals = torch.zeros(8 if r1 else 7, device=self.device)
+        lecam = cfg.lecam.weight > 0
+        augment = self.augment if self.augment.enabled else None
+        names = ["loss/D", "loss/D_real", "loss/D_fake", "D_out/real", "D_out/fake", "D_out/real_std",
+                 "D_out/fake_std"] + ["loss/D_r1"] * r1 + ["loss/D_lecam"] * lecam
+        totals = torch.zeros(len(names), device=self.device)
         accumulation = cfg.accumulation
         for _ in range(accumulation):
             # BigGAN-PyTorch draws a fresh real batch for every D step.
@@ -160,23 +177,35 @@ class TrainStep:
                     fake = self.G(z, y_fake)
                 if r1:
                     # R1 differentiates D's real pass twice: that pass is built apart, in plain ops.
-                    fake_logits = self.D(fake, y_fake).float()
-                    real_logits, penalty = r1_penalty(self.D, real, y_real)
+                    fake_logits = self.D(fake if augment is None else augment(fake), y_fake).float()
+                    real_logits, penalty = r1_penalty(self.D, real, y_real, augment)
                 else:
                     # One D pass over [fake; real], as BigGAN-PyTorch's G_D does (D has no batch
-                    # statistics, so this equals two passes, at half the per-layer dispatch cost).
-                    logits = self.D(torch.cat([fake, real]), torch.cat([y_fake, y_real])).float()
+                    # statistics, so this equals two passes, at half the per-layer dispatch cost);
+                    # augmentation draws per sample, so one call augments both halves alike.
+                    both = torch.cat([fake, real])
+                    logits = self.D(both if augment is None else augment(both), torch.cat([y_fake, y_real])).float()
                     fake_logits, real_logits = logits.split([fake.shape[0], real.shape[0]])
             loss, loss_real, loss_fake = hinge_d(real_logits, fake_logits)
             total = loss
             if r1:  # eq. 5: gamma / 2 E||grad D(x)||^2; the lazy form scales it by its interval
                 total = loss + (0.5 * cfg.d_r1_gamma * cfg.d_r1_every) * penalty
+            if lecam:  # the anchors take this evaluation's means first (Tseng et al.'s order)
+                anchor_real, anchor_fake = self.lecam.update(real_logits, fake_logits, cfg.lecam.decay)
+                regulariser = lecam_penalty(real_logits, fake_logits, anchor_real, anchor_fake)
+                total = total + cfg.lecam.weight * regulariser
+            if cfg.augment.ada != "off":
+                self.ada.accumulate(real_logits)
             (total / accumulation if accumulation > 1 else total).backward()
             # Spread of D's outputs too: a D that gives one value for every image is dead.
             values = [loss.detach(), loss_real.detach(), loss_fake.detach(),
                       real_logits.detach().mean(), fake_logits.detach().mean(),
                       real_logits.detach().std(), fake_logits.detach().std()]
-            totals += torch.stack(values + [penalty.detach()] if r1 else values)
+            if r1:
+                values.append(penalty.detach())
+            if lecam:
+                values.append(regulariser.detach())
+            totals += torch.stack(values)
         if cfg.d_ortho_beta > 0:  # Section 4.2: eq. 3 on D too (the weights agree on every rank)
             ortho_reg_(self.D, cfg.d_ortho_beta)
         dist.average_gradients_(self.D)
@@ -184,10 +213,25 @@ class TrainStep:
         if tick:  # the norm is only logged: skip its ~2 ops per parameter between ticks
             metrics["grad_norm/D"] = torch.tensor(grad_norm(self.D))
         self.opt_D.step()
+        d_step = (iteration - 1) * cfg.d_steps + index + 1  # of the run: a resumed run adjusts at the same steps
+        if self.ada.due(cfg.augment, d_step):  # real images judged in the interval, over all ranks
+            self.ada.adjust(cfg.augment, cfg.batch_size * cfg.augment.ada_interval)
+        if tick:
+            metrics.update(self._small_data_metrics())
         values = totals / accumulation if accumulation > 1 else totals
-        names = ("loss/D", "loss/D_real", "loss/D_fake", "D_out/real", "D_out/fake",
-                 "D_out/real_std", "D_out/fake_std", "loss/D_r1")
         return {**dict(zip(names, values.unbind())), **metrics}
+
+    def _small_data_metrics(self) -> dict[str, Tensor]:
+        """ADA's p and last r_t, LeCam's anchors: logged at ticks (stats.jsonl, TensorBoard)."""
+        cfg, out = self.cfg, {}
+        if cfg.augment.ada != "off":
+            out["augment/p"] = torch.tensor(self.ada.p_for(cfg.augment), dtype=torch.float64)
+            if self.ada.r_t is not None:
+                out["augment/r_t"] = torch.tensor(self.ada.r_t, dtype=torch.float64)
+        if cfg.lecam.weight > 0 and self.lecam.updates:
+            anchors = self.lecam.biased / (1.0 - cfg.lecam.decay ** self.lecam.updates)
+            out["lecam/anchor_real"], out["lecam/anchor_fake"] = anchors.unbind()
+        return out
 
     def g_step(self, iteration: int, tick: bool) -> dict[str, Tensor]:
         toggle_grad_(self.D, False)
@@ -198,7 +242,8 @@ class TrainStep:
         for _ in range(accumulation):
             z, y = self.sample_latents(self.micro_batch, self.latent_rng)
             with autocast_for(self.device, self.cfg.precision):
-                logits = self.D(self.G(z, y), y).float()
+                fake = self.G(z, y)
+                logits = self.D(self.augment(fake) if self.augment.enabled else fake, y).float()
             loss = hinge_g(logits)
             (loss / accumulation if accumulation > 1 else loss).backward()
             total += loss.detach()
