@@ -79,14 +79,17 @@ def _run(values: dict, dry_run: bool) -> None:
               help="Flat val/: LOC_val_solution.csv or ILSVRC2012_validation_ground_truth.txt.")
 @click.option("--devkit-classes", type=click.Path(path_type=Path), default=None,
               help="For the devkit txt: wnid of each ILSVRC2012_ID, one per line, in devkit order.")
+@click.option("--max-per-class", type=int, default=None,
+              help="Keep at most N images of each class (a deterministic choice by --seed, recorded in "
+                   "dataset.json): a small subset for experiments.")
 @_common_options
-def shard_imagenet(root, split, val_ground_truth, devkit_classes, out, resolution, min_size,
+def shard_imagenet(root, split, val_ground_truth, devkit_classes, max_per_class, out, resolution, min_size,
                    samples_per_shard, fmt, jpeg_quality, seed, ray_address, dry_run) -> None:
     """ROOT/train/<wnid>/*.JPEG (class = index of the wnid in sorted order), val/ in folders or flat."""
     _run(dict(source="imagenet", root=root, split=split, val_ground_truth=val_ground_truth,
-              devkit_classes=devkit_classes, out=out, resolution=resolution, min_size=min_size,
-              samples_per_shard=samples_per_shard, format=fmt, jpeg_quality=jpeg_quality, seed=seed,
-              ray_address=ray_address), dry_run)
+              devkit_classes=devkit_classes, max_per_class=max_per_class, out=out, resolution=resolution,
+              min_size=min_size, samples_per_shard=samples_per_shard, format=fmt, jpeg_quality=jpeg_quality,
+              seed=seed, ray_address=ray_address), dry_run)
 
 
 @shard.command("jft")

@@ -25,6 +25,10 @@ class ShardConfig(Strict):
     manifest: Path | None = Field(None, description='jft: JSON lines {"path": ..., "labels": [...]}')
     top_labels: int | None = Field(None, ge=1, description="jft: keep the K most frequent labels (Section 5.2)")
     min_size: int | None = Field(None, ge=1, description="skip images whose short edge is below this")
+    max_per_class: int | None = Field(
+        None, ge=1, description="imagenet: keep at most this many images of each class, the first of each class in "
+                                "the seed's shuffle of the sorted file list (a small subset for experiments: "
+                                "deterministic, recorded in dataset.json); None = all")
     samples_per_shard: int = Field(1000, ge=1, description="samples per tar")
     format: Literal["png", "jpg"] = Field("png", description="stored encoding of the pre-resized sample")
     jpeg_quality: int = Field(95, ge=1, le=100, description="JPEG quality, only for format=jpg")
@@ -52,6 +56,9 @@ class ShardConfig(Strict):
             if not Path(self.root).is_dir():
                 raise ValueError(f"imagenet root {self.root} is not a folder")
         if self.source == "jft":
+            if self.max_per_class is not None:
+                raise ValueError("max_per_class needs one class per image (source 'imagenet'); a JFT-style "
+                                 "manifest's images carry several labels")
             if self.manifest is None:
                 raise ValueError("source 'jft' needs manifest (a JSON-lines file)")
             if not Path(self.manifest).is_file():

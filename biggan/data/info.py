@@ -39,6 +39,17 @@ class SkippedEntry(BaseModel):
     reason: str  # human-readable cause: corrupt, zero-byte, below min size, no kept label, ...
 
 
+class SubsetInfo(BaseModel):
+    """How a `--max-per-class` subset was chosen from what was listed (biggan.data.shard.plan_shards)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_per_class: int  # at most this many images of each class
+    listed: int  # usable images listed before the cut
+    per_class: list[int]  # images kept per class index (before decoding: a decoding skip counts as kept here)
+    rule: str  # how the choice is made, in words
+
+
 class DatasetInfo(BaseModel):
     """The whole set: counts, class table, shard list with hashes, skipped sources."""
 
@@ -58,6 +69,7 @@ class DatasetInfo(BaseModel):
     skipped: list[SkippedEntry]
     label_frequencies: dict[str, int] | None = None  # jft: label name -> images carrying it (before top-K)
     seed: int  # seed of the source-list shuffle
+    subset: SubsetInfo | None = None  # a --max-per-class cut of the listed images; None = every image
 
     def shard_locations(self, shard_dir: str | Path | Location) -> list[Location]:
         """The non-empty shards, in the set's order (local files or objects)."""

@@ -20,7 +20,7 @@ import webdataset as wds
 from pydantic import BaseModel, ConfigDict
 
 from biggan.config import ShardConfig
-from biggan.data.info import DatasetInfo, ShardEntry, SkippedEntry, save_dataset_info
+from biggan.data.info import DatasetInfo, ShardEntry, SkippedEntry, SubsetInfo, save_dataset_info
 from biggan.data.preprocess import SkipSample, encode, load_image
 from biggan.data.progress import ProgressLog
 from biggan.data.sources import SourceItem, SourceList, imagenet_sources, jft_sources
@@ -46,6 +46,7 @@ class ShardPlan(BaseModel):
     listing_skipped: list[SkippedEntry]  # found but unusable before decoding (e.g. no kept label)
     shards: list[list[SourceItem]]  # shard index -> its sources, in write order
     sample_ids: list[list[int]]  # shard index -> stable sample ids (position in the sorted list)
+    subset: SubsetInfo | None = None  # the --max-per-class cut, when there was one
 
     @property
     def num_found(self) -> int:
@@ -76,12 +77,22 @@ def list_sources(cfg: ShardConfig) -> SourceList:
     return jft_sources(cfg.manifest, cfg.top_labels)
 
 
+SUBSET_RULE = ("the first max_per_class images of each class in the seed's shuffle of the sources sorted by key "
+               "(the shard order): a uniform choice per class, the same for the same files and seed")
+
+
 def plan_shards(cfg: ShardConfig) -> ShardPlan:
-    """List the sources, shuffle them with the seed (so every shard mixes classes), cut into shards."""
+    """List the sources, shuffle them with the seed (so every shard mixes classes), keep at most
+    `max_per_class` of each class (the first in that order), cut into shards."""
     sources = list_sources(cfg)
     ordered = sorted(sources.items, key=lambda item: item.key)
     ids = list(range(len(ordered)))
     random.Random(cfg.seed).shuffle(ids)
+    subset = None
+    if cfg.max_per_class is not None:
+        ids, per_class = _first_per_class(ids, ordered, cfg.max_per_class, len(sources.classes))
+        subset = SubsetInfo(max_per_class=cfg.max_per_class, listed=len(ordered), per_class=per_class,
+                            rule=SUBSET_RULE)
     n = cfg.samples_per_shard
     chunks = [ids[i:i + n] for i in range(0, len(ids), n)]
     return ShardPlan(
@@ -93,7 +104,21 @@ def plan_shards(cfg: ShardConfig) -> ShardPlan:
         listing_skipped=sources.skipped,
         shards=[[ordered[i] for i in chunk] for chunk in chunks],
         sample_ids=chunks,
+        subset=subset,
     )
+
+
+def _first_per_class(ids: list[int], ordered: list[SourceItem], limit: int,
+                     num_classes: int) -> tuple[list[int], list[int]]:
+    """The ids (in their order) of the first `limit` sources of each class, and the count kept per class."""
+    taken = [0] * num_classes
+    kept = []
+    for i in ids:
+        label = ordered[i].labels[0]
+        if taken[label] < limit:
+            taken[label] += 1
+            kept.append(i)
+    return kept, taken
 
 
 def _source_stamp(path: str) -> list[int] | None:
@@ -221,6 +246,7 @@ def finalize_dataset(plan: ShardPlan, records: list[ShardRecord]) -> DatasetInfo
         skipped=skipped,
         label_frequencies=plan.label_frequencies,
         seed=cfg.seed,
+        subset=plan.subset,
     )
     _remove_stale_temps(location(cfg.out), f".shard-*{TMP_MARK}*")
     save_dataset_info(cfg.out, info)
