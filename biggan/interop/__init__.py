@@ -1,9 +1,11 @@
-"""biggan.interop: bring BigGAN weights in (BigGAN-PyTorch's files), start runs from others' weights.
+"""biggan.interop: bring BigGAN weights in (BigGAN-PyTorch's files, BigGAN and BigGAN-deep; TF-Hub's
+BigGAN-deep generators as pytorch-pretrained-biggan stores them), start runs from others' weights.
 
 Pure functions and small dataclasses; the CLI and the run store call them:
 
 - `read_bigganpytorch(dir)` -> ImportedWeights (their names), `import_bigganpytorch(dir)` ->
   ImportedRun (our names, ModelConfig, Adam states), `load_into(G, D, G_ema, run)`;
+- `biggan.interop.pretrained.read_pretrained(dir)` -> PretrainedG (TF-Hub's G in our layout);
 - `infer_model_config(G_sd, D_sd, their_config)` -> ModelConfig from their tensors;
 - `to_bigganpytorch(G_sd, D_sd, G_ema_sd, model)` -> their files, `write_bigganpytorch`;
 - `init_from(G, D, G_ema, source_state, source_cfg, target_cfg)` -> InitReport (fine-tuning).

@@ -33,7 +33,7 @@ class LayerMismatchError(InteropError):
 
 
 class UnsupportedCheckpointError(InteropError):
-    """The files describe something our models cannot represent (e.g. BigGAN-deep)."""
+    """The files describe something our models cannot represent (e.g. two non-local blocks)."""
 
 
 class UnsafePickleError(InteropError):
