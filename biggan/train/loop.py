@@ -213,6 +213,7 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
                     reason += "; no checkpoint was saved at or before the last healthy record to roll back to"
             if back is not None:
                 rollbacks += 1
+                reason = "finished"  # unless the run stops again: the collapse it left is in the rollback's record
                 cfg, iteration, health = back.cfg, back.start, back.health
                 checkpoints_saved = iteration // cfg.train.checkpoint_every
                 tick_time, tick_iteration, beat = time.perf_counter(), iteration, time.monotonic()

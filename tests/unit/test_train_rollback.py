@@ -88,8 +88,10 @@ def test_a_collapse_rolls_back_applies_the_remedy_and_finishes(tmp_path):
     cfg = tiny(tmp_path, "recovers")
     result = _train(cfg, real_batches_fn=batches(POISON_FIRST))
     assert not result.collapsed and result.iteration == 12 and result.rollbacks == 1
+    assert result.reason == "finished"  # the collapse it recovered from is the rollback's record, not why it ended
     store = RunStore(cfg.run_uri)
     assert store.read_status()["state"] == "finished"
+    assert store.evaluation_mark() == {"checkpoint": "checkpoint_00000012", "reason": "finished"}
     # The event in stats.jsonl: where it collapsed, why, where it went, what changed.
     records = store.stats.read()
     events = [r for r in records if r.get("event") == "rollback"]
