@@ -2,12 +2,13 @@
 singular value sigma_0 of every layer of G (left) and of D (right) over iterations, from the
 run's stats records, with the collapse onset and each rollback marked.
 
-Reading it: each line is one layer, coloured from the first layer (dark) to the last (light).
+Reading it: each line is one layer, coloured from the first layer (dark) to the last (light); the
+scale turns logarithmic once some value is 20x another (an explosion).
 Section 4 finds G's sigma_0 growing through training and exploding at collapse, and D's noisy,
 jumping only at collapse. A red dashed line is where a collapse began (the first tripping record
 of the streak that stopped or rolled back the run); a green line with its number is where a
 rollback went back to; the faint stretch after a red line is what the rollback abandoned
-(`rolled_back.jsonl`), and the run continues from the green line.
+(`rolled_back.jsonl`, dotted), and the run continues from the green line.
 """
 
 from __future__ import annotations
@@ -48,35 +49,48 @@ def draw_spectra(records: list[dict[str, Any]], abandoned: list[dict[str, Any]],
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    stretches = defaultdict(list)  # each rollback's abandoned records: drawn apart, never joined to another's
+    for record in abandoned:
+        stretches[record.get("rollback")].append(record)
+    targets = defaultdict(list)  # iteration gone back to -> the rollbacks that went there
+    for event in rollbacks:
+        targets[event["to_iteration"]].append(str(event["rollback"]))
 
     fig = Figure(figsize=(12, 4.5))
     axes = fig.subplots(1, 2)
     for ax, net in zip(axes, ("G", "D")):
         kept = sigma0_series(records, net)
-        dropped = sigma0_series(abandoned, net)
+        dropped = [sigma0_series(stretch, net) for stretch in stretches.values()]
         cmap = matplotlib.colormaps["viridis"]
-        layers = list(kept) or list(dropped)
-        for index, layer in enumerate(layers):
+        layers = list(kept) or [layer for series in dropped for layer in series]
+        for index, layer in enumerate(dict.fromkeys(layers)):
             colour = cmap(index / max(1, len(layers) - 1))
             if layer in kept:
                 ax.plot(*_thin(*kept[layer]), color=colour, linewidth=0.8)
-            if layer in dropped:
-                ax.plot(*_thin(*dropped[layer]), color=colour, linewidth=0.8, alpha=0.25)
+            for series in dropped:
+                if layer in series:
+                    ax.plot(*_thin(*series[layer]), color=colour, linewidth=0.8, alpha=0.3, linestyle=":")
         for event in rollbacks:
             at = event.get("onset") if event.get("onset") is not None else event["collapsed_at"]
             ax.axvline(at, color="tab:red", linestyle="--", linewidth=1)
-            ax.axvline(event["to_iteration"], color="tab:green", linewidth=1)
-            ax.annotate(f"rollback {event['rollback']}", (event["to_iteration"], 1), xycoords=("data", "axes fraction"),
+        for to, numbers in targets.items():
+            ax.axvline(to, color="tab:green", linewidth=1)
+            ax.annotate(f"rollback {', '.join(numbers)}", (to, 1), xycoords=("data", "axes fraction"),
                         xytext=(2, -12), textcoords="offset points", color="tab:green", fontsize=8)
         if onset is not None:
             ax.axvline(onset, color="tab:red", linestyle="--", linewidth=1)
             ax.annotate("collapse onset", (onset, 1), xycoords=("data", "axes fraction"), xytext=(2, -12),
                         textcoords="offset points", color="tab:red", fontsize=8)
-        if layers:
+        values = [v for series in [kept, *dropped] for _its, vs in series.values() for v in vs if v > 0]
+        if values and max(values) > 20 * min(values):  # an explosion: a log scale keeps the rest readable
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(ScalarFormatter())
+            ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{net}: sigma_0 of {len(layers)} layers (first dark, last light)")
         ax.set_xlabel("iteration")
-        ax.set_ylabel("top singular value (before SN)")
+        ax.set_ylabel("top singular value (raw weight, before SN)")
         ax.grid(True, alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
