@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from biggan.sampling.device import resolve_device
 from biggan.eval.history import pending_checkpoints, plot_history, score_checkpoint
 from biggan.runs import RunStore
+from biggan.sampling.device import resolve_device
 
 
 def test_scoring_records_each_metric_once_and_is_idempotent(digits_shards, tmp_path):
