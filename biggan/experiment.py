@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from biggan.config import ConfigError, ExperimentConfig, apply_overrides
+from biggan.config.cluster import default_streams
 from biggan.config.data import NO_SHARDS
 from biggan.data.info import DatasetInfo, load_dataset_info
 from biggan.data.verify import usable_shards
@@ -205,7 +206,7 @@ def resolve_experiment(
     preset: str | None = None,  # named experiment for a new run (ignored when resuming)
     overrides: dict[str, Any] | None = None,  # dotted keys, e.g. {"train.iterations": 100}
     shards: str | None = None,  # shard set or root (train/ + val/): local folder or URI
-    num_workers: int | None = None,  # Ray Train workers (0 = in-process)
+    num_workers: int | str | None = None,  # Ray Train workers: a count or a range "MIN-MAX" (0 = in-process)
     use_gpu: bool | None = None,
     name: str | None = None,  # new run's name; None = numbered
     resume: str | None = None,  # NAME | latest | run path/URI: resume that run instead
@@ -244,7 +245,15 @@ def resolve_experiment(
                               f"{cfg.name}, or pick another --name")
     _check_devices(cfg)
     check_remedies(cfg)
-    return cfg
+    return with_streams(cfg)
+
+
+def with_streams(cfg: ExperimentConfig) -> ExperimentConfig:
+    """`cfg` with data.streams fixed (None: the lcm of the sizes cluster.num_workers allows), so the run keeps
+    its data order whatever sizes it later trains at (data.streams may not change on resume)."""
+    if cfg.data.streams is not None:
+        return cfg
+    return apply_overrides(cfg, {"data.streams": default_streams(cfg.cluster.num_workers)})  # type: ignore[return-value]
 
 
 def adopt_source_model(cfg: ExperimentConfig, explicit: set[str]) -> ExperimentConfig:
@@ -280,7 +289,8 @@ def adopt_source_model(cfg: ExperimentConfig, explicit: set[str]) -> ExperimentC
 
 def _resume(ref: str, pairs: dict[str, Any], store: str | None) -> ExperimentConfig:
     run = find_run(store or pairs.get("run_root") or "runs", ref)
-    base = ExperimentConfig.model_validate(run.read_options())
+    # A run from before data.streams existed read one stream per worker: it keeps that data order.
+    base = with_streams(ExperimentConfig.model_validate(run.read_options()))
     # The run stays where it is, under its own name: both follow from its location.
     pairs = {**pairs, "run_root": run.location.parent.uri, "name": run.name}
     resumed = _normalized(apply_overrides(base, pairs))  # type: ignore[arg-type]

@@ -12,15 +12,20 @@ so None cannot mean anything else here).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model, model_validator
 
 from biggan.config import EvalConfig, ExperimentConfig
 from biggan.presets import PRESETS
 
 # The form's preset field is a list to pick from, not free text.
 PresetName = Literal[tuple(sorted(PRESETS))]  # type: ignore[valid-type]
+
+# The form's workers field: a count, or a range "MIN-MAX" (elastic training on nodes that come and go,
+# docs/elastic.md); biggan.config.cluster.parse_workers checks it when the config is resolved.
+WorkerCount = Annotated[int | Annotated[str, StringConstraints(pattern=r"^\s*\d+\s*(-\s*\d+\s*)?$")],
+                        Field(description="a worker count, or a range MIN-MAX (e.g. 2-8)")]
 
 
 def _open_schema(schema: dict[str, Any]) -> None:
@@ -113,4 +118,4 @@ def as_eval_overrides(value: EvalOverrides | dict[str, Any] | None) -> EvalOverr
     return EvalOverrides.model_validate(value or {})
 
 
-__all__ = ["EvalOverrides", "ExperimentOverrides", "PresetName", "as_eval_overrides", "as_overrides"]
+__all__ = ["EvalOverrides", "ExperimentOverrides", "PresetName", "WorkerCount", "as_eval_overrides", "as_overrides"]

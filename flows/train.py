@@ -20,13 +20,13 @@ from biggan.train.launcher import launch_training
 from biggan.train.launcher.cluster import connect_ray, ray_job_metadata
 from biggan_flows.artifacts import key_value_table, publish_ray_dashboard, slug
 from biggan_flows.labels import label_flow_run, run_tags, train_run_name
-from biggan_flows.params import ExperimentOverrides, PresetName, as_overrides
+from biggan_flows.params import ExperimentOverrides, PresetName, WorkerCount, as_overrides
 from biggan_flows.watch import RunWatcher
 
 
 @task(cache_policy=NO_CACHE, task_run_name="resolve-{preset}")
 def resolve_experiment_task(preset: str, overrides: dict[str, Any], shards: str | None,
-                            num_workers: int | None, use_gpu: bool | None, name: str | None,
+                            num_workers: int | str | None, use_gpu: bool | None, name: str | None,
                             resume: str | None, store: str | None,
                             init_from: str | None = None) -> ExperimentConfig:
     """Preset + overrides + shards + workers + GPU (or the run to resume, or the run whose weights
@@ -57,14 +57,15 @@ def connect_ray_task(config: ExperimentConfig) -> str | None:
 @task(cache_policy=NO_CACHE, task_run_name="train-{config.name}")
 def train_task(config: ExperimentConfig) -> dict[str, Any]:
     """Run the Ray Train job to the end (or to a detected collapse), following it from here."""
-    watcher = RunWatcher(config.run_uri, config.name, config.train.iterations, get_run_logger())
+    watcher = RunWatcher(config.run_uri, config.name, config.train.iterations, get_run_logger(),
+                         elastic=config.cluster.elastic)
     with watcher.running():
         result = launch_training(config)
     scalars = {k: v for k, v in result.metrics.items()
                if not k.startswith("sv/") and isinstance(v, (int, float, bool))}
     return {"run": result.run, "checkpoint": result.checkpoint, "metrics": scalars,
             "dashboard_url": result.dashboard_url, "checkpoint_events": len(watcher.events),
-            "watcher_error": watcher.failure}
+            "worker_events": len(watcher.worker_events), "watcher_error": watcher.failure}
 
 
 DEGRADED = "Degraded"  # the name of a train-biggan run's Completed state when its watcher gave up
@@ -72,7 +73,7 @@ DEGRADED = "Degraded"  # the name of a train-biggan run's Completed state when i
 
 @flow(name="train-biggan", flow_run_name=train_run_name)
 def train_biggan(preset: PresetName = "digits32", overrides: ExperimentOverrides = ExperimentOverrides(),  # noqa: B008
-                 shards: str | None = None, num_workers: int | None = None, use_gpu: bool | None = None,
+                 shards: str | None = None, num_workers: WorkerCount | None = None, use_gpu: bool | None = None,
                  name: str | None = None, resume: str | None = None, store: str | None = None,
                  init_from: str | None = None) -> dict | State:
     """Train BigGAN with a preset plus overrides on Ray Train (a new run, `resume` one, or a new
@@ -83,7 +84,8 @@ def train_biggan(preset: PresetName = "digits32", overrides: ExperimentOverrides
         preset: named experiment (biggan.presets)
         overrides: changes to the preset; empty fields keep the preset's values
         shards: shard set (folder or URI with dataset.json) or a root holding train/ and val/
-        num_workers: Ray Train workers (0 = in this process); empty = the preset's
+        num_workers: Ray Train workers, a count or a range MIN-MAX (elastic, for spot nodes; 0 = in this
+            process); empty = the preset's
         use_gpu: one GPU per worker; empty = the preset's
         name: name of the new run; empty = a new number, 00007-<preset>
         resume: resume this run (name, latest, or its location) instead of starting one
@@ -94,7 +96,7 @@ def train_biggan(preset: PresetName = "digits32", overrides: ExperimentOverrides
     config = resolve_experiment_task(preset, as_overrides(overrides).to_dotted(), shards, num_workers, use_gpu,
                                      name, resume, store, init_from)
     label_flow_run(f"train-{config.name}", run_tags(config.preset, config.name))
-    logger.info("run %s -> %s (%d workers, gpu=%s, %d iterations, batch %d)", config.name, config.run_uri,
+    logger.info("run %s -> %s (%s workers, gpu=%s, %d iterations, batch %d)", config.name, config.run_uri,
                 config.cluster.num_workers, config.cluster.use_gpu, config.train.iterations, config.train.batch_size)
     with tags(*run_tags(config.preset, config.name)):
         dashboard = connect_ray_task(config)

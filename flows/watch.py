@@ -13,7 +13,12 @@ A thread of the train task reads those files and turns them into Prefect's own s
 - an event `biggan.run.rolled_back` per rollback (train.collapse.action=rollback; payload: where
   it collapsed and why, where it went back to, what the remedy changed), a warning line, and the
   run's stability artifact (`stability-<run>`): one line per rollback and the spectra figure
-  (spectra.png, sigma_0 of every layer over iterations), republished when either changes.
+  (spectra.png, sigma_0 of every layer over iterations), republished when either changes;
+- an event `biggan.run.resized` per resize of an elastic run (cluster.num_workers MIN-MAX: Ray
+  restarted its worker group at another size; payload: iteration, from/to workers, micro-batch)
+  and `biggan.run.preempted` per preemption checkpoint (a node about to be reclaimed), a line
+  each, and the run's workers artifact (`workers-<run>`): a table of every resize and preemption.
+  An elastic run's progress says how many workers it is on (`iteration 12/150 on 2 of 3 workers`).
 
 The thread runs in a copy of the task's context: Prefect 3.8.8 finds the run context (logger,
 artifact and event attribution) through context variables, which a bare thread would not see.
@@ -35,7 +40,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.events import emit_event
 
 from biggan.runs import RunStore
@@ -45,6 +50,9 @@ from biggan_flows.artifacts import publish_sample_sheet, publish_stability, slug
 
 CHECKPOINT_EVENT = "biggan.checkpoint.saved"
 ROLLBACK_EVENT = "biggan.run.rolled_back"
+RESIZE_EVENT = "biggan.run.resized"
+PREEMPTION_EVENT = "biggan.run.preempted"
+WORKER_EVENTS = {"resized": RESIZE_EVENT, "preemption": PREEMPTION_EVENT}  # stats.jsonl event -> Prefect event
 POLL_S = 5.0  # a stat of stats.jsonl and a checkpoint listing per poll: cheap on any store
 MAX_LINES_PER_POLL = 20
 ESCALATE_AFTER = 3  # failed polls in a row from which each is logged as an error, not a warning
@@ -56,20 +64,33 @@ def run_resource(run_name: str) -> dict[str, str]:
     return {"prefect.resource.id": f"biggan.run.{run_name}", "prefect.resource.name": run_name}
 
 
-def losses_line(record: dict[str, Any], total: int) -> str:
+def losses_line(record: dict[str, Any], total: int, elastic: bool = False) -> str:
+    """The latest losses; an elastic run's line says how many workers it is on."""
     def num(key: str) -> str:
         value = record.get(key)
         return f"{value:.4f}" if isinstance(value, (int, float)) else "-"
 
-    return (f"iteration {record.get('iteration')}/{total}: D {num('loss/D')} (real {num('loss/D_real')}, "
+    workers = (f" on {record['workers']} of {record.get('max_workers', '?')} workers"
+               if elastic and "workers" in record else "")
+    return (f"iteration {record.get('iteration')}/{total}{workers}: D {num('loss/D')} (real {num('loss/D_real')}, "
             f"fake {num('loss/D_fake')}), G {num('loss/G')}, {num('images_per_s')} img/s")
+
+
+def worker_event_line(event: dict[str, Any]) -> str:
+    """One line for a resize or a preemption checkpoint."""
+    if event.get("event") == "resized":
+        return (f"resized from {event.get('from_workers')} to {event.get('workers')} of {event.get('max_workers')} "
+                f"workers at iteration {event.get('iteration')} (micro-batch {event.get('from_micro_batch')} -> "
+                f"{event.get('micro_batch')}; the global batch unchanged)")
+    return (f"preemption checkpoint at iteration {event.get('iteration')} on {event.get('workers')} workers: "
+            f"{event.get('notice')}")
 
 
 class RunWatcher:
     """Polls one run store; publishes progress, losses, checkpoint events and sample sheets."""
 
     def __init__(self, run_uri: str, run_name: str, total: int, logger: logging.Logger | logging.LoggerAdapter,
-                 poll_s: float | None = None):
+                 poll_s: float | None = None, elastic: bool = False):
         self.store = RunStore(run_uri)  # the run being trained
         self.run_name = run_name  # its name in the store (resource id, artifact keys)
         self.total = total  # iterations it trains to
@@ -82,6 +103,9 @@ class RunWatcher:
         self._checkpoints: set[str] = set(c.name for c in self.store.checkpoints()) if self.store.exists() else set()
         self._sheets: set[str] = set(loc.name for loc in self.store.sample_sheets()) if self.store.exists() else set()
         self._rollbacks = len(self.store.rollbacks()) if self.store.exists() else 0  # rollbacks published
+        self.elastic = elastic  # cluster.num_workers is a range: say the worker count in progress lines
+        self._worker_events = {_event_key(r) for r in self._stats_records() if r.get("event") in WORKER_EVENTS}
+        self.worker_events: list[dict[str, Any]] = []  # payloads of the resize / preemption events emitted
         self._spectra: tuple[int, int] | None = None  # spectra.png (size, mtime) last published
         self._progress_id = None
         self._stop = threading.Event()
@@ -139,17 +163,44 @@ class RunWatcher:
         if size == self._stats_size:
             return
         self._stats_size = size
-        new = [r for r in self.store.stats.read()
-               if int(r.get("iteration", 0)) > self._last_iteration and "event" not in r]  # not a rollback's record
+        records = self.store.stats.read()
+        self._publish_worker_events(records)
+        new = [r for r in records
+               if int(r.get("iteration", 0)) > self._last_iteration and "event" not in r]  # not an event's record
         if not new:
             return
         # One line per log tick, as the workers print them; a poll that finds a backlog (a
         # resumed run's old records) logs its newest ones only.
         for record in new[-MAX_LINES_PER_POLL:]:
-            self.logger.info(losses_line(record, self.total))
+            self.logger.info(losses_line(record, self.total, self.elastic))
         latest = new[-1]
         self._last_iteration = int(latest["iteration"])
-        self.progress(100.0 * self._last_iteration / max(self.total, 1), losses_line(latest, self.total))
+        self.progress(100.0 * self._last_iteration / max(self.total, 1), losses_line(latest, self.total, self.elastic))
+
+    def _stats_records(self) -> list[dict[str, Any]]:
+        try:
+            return self.store.stats.read() if self.store.exists() else []
+        except (FileNotFoundError, OSError):
+            return []
+
+    def _publish_worker_events(self, records: list[dict[str, Any]]) -> None:
+        """Resizes and preemption checkpoints not published yet: a Prefect event, a line, the workers table."""
+        fresh = [r for r in records if r.get("event") in WORKER_EVENTS and _event_key(r) not in self._worker_events]
+        for record in fresh:
+            payload = {"run": self.store.uri, "run_name": self.run_name,
+                       **{k: v for k, v in record.items() if k != "event"}}
+            emit_event(event=WORKER_EVENTS[record["event"]], resource=run_resource(self.run_name), payload=payload)
+            self._worker_events.add(_event_key(record))
+            self.worker_events.append(payload)
+            self.logger.warning("%s: event %s emitted", worker_event_line(record), WORKER_EVENTS[record["event"]])
+        if fresh:
+            # A restart drops records after its checkpoint, but an event stays once published: the table is
+            # built from everything published in this watch, the history of the session.
+            create_table_artifact(
+                key=f"workers-{slug(self.run_name)}",
+                description=f"Workers of {self.run_name}: every resize and preemption checkpoint",
+                table=[{"iteration": p.get("iteration"), "what": worker_event_line({"event": e, **p})}
+                       for e, p in ((_event_name(p), p) for p in self.worker_events)])
 
     def _poll_checkpoints(self) -> None:
         if not self.store.exists():
@@ -227,3 +278,11 @@ class RunWatcher:
             self._stop.set()
             thread.join()
             self.guarded_poll(last=True)  # never raises: a training error is never hidden behind a watcher one
+
+
+def _event_key(record: dict[str, Any]) -> tuple[Any, ...]:
+    return record.get("event"), record.get("iteration"), record.get("time")
+
+
+def _event_name(payload: dict[str, Any]) -> str:
+    return "resized" if "from_workers" in payload else "preemption"

@@ -21,13 +21,15 @@ from biggan.config import ConfigError, parse_override
               help="Start the new run from this run's G, D and G_ema (its marked checkpoint, or a checkpoint "
                    "folder) with fresh optimizers; its architecture, with num_classes from --shards.")
 @store_option
-@click.option("--workers", "num_workers", type=int, default=None,
-              help="Ray Train workers (0 = in-process); default: the preset's.")
+@click.option("--workers", "num_workers", default=None, metavar="N|MIN-MAX",
+              help="Ray Train workers, or a range MIN-MAX: elastic training on nodes that come and go (starts once "
+                   "MIN fit, grows to MAX, shrinks and grows back; docs/elastic.md); 0 = in-process; default: the "
+                   "preset's.")
 @click.option("--gpu/--no-gpu", "use_gpu", default=None,
               help="Train on GPUs (NCCL) or CPUs (gloo); default: the preset's.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and exit (starts nothing).")
 def train_command(preset: str, overrides: tuple[str, ...], shards: str | None, name: str | None,
-                  resume: str | None, init_from: str | None, store: str, num_workers: int | None,
+                  resume: str | None, init_from: str | None, store: str, num_workers: str | None,
                   use_gpu: bool | None, dry_run: bool) -> None:
     """Train BigGAN: the same `train-biggan` flow the Prefect deployment runs."""
     from biggan.errors import UserError
@@ -36,7 +38,8 @@ def train_command(preset: str, overrides: tuple[str, ...], shards: str | None, n
 
     try:
         pairs = dict(parse_override(text) for text in overrides)
-        cfg = resolve_experiment(preset, pairs, shards, num_workers, use_gpu, name=name, resume=resume, store=store,
+        workers = _workers(num_workers)
+        cfg = resolve_experiment(preset, pairs, shards, workers, use_gpu, name=name, resume=resume, store=store,
                                  init_from=init_from)
     except (ConfigError, RunNotFound) as err:
         raise click.UsageError(str(err)) from None
@@ -51,10 +54,22 @@ def train_command(preset: str, overrides: tuple[str, ...], shards: str | None, n
     from biggan_flows.train import train_biggan_flow
 
     # The resolved name and source checkpoint go in, so the flow trains exactly the run printed by --dry-run.
-    result = train_biggan_flow(preset=preset, overrides=pairs, shards=shards, num_workers=num_workers,
+    result = train_biggan_flow(preset=preset, overrides=pairs, shards=shards, num_workers=workers,
                                use_gpu=use_gpu, name=None if resume else cfg.name, resume=resume, store=store,
                                init_from=None if resume else cfg.train.init_from)
     echo_json(result)
+
+
+def _workers(text: str | None) -> int | str | None:
+    """--workers as the config takes it: a count, or a range MIN-MAX (checked by the config)."""
+    if text is None:
+        return None
+    from biggan.config.cluster import parse_workers
+
+    try:
+        return parse_workers(text)
+    except ValueError as err:
+        raise ConfigError(f"--workers {text}: {err}") from None
 
 
 @main.command("runs")

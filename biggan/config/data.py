@@ -82,6 +82,10 @@ class DataConfig(Strict):
         None, description="held-out shard set (memorization check, FID against val); None = none")
     shuffle_buffer: int = Field(2000, ge=0, description="WebDataset sample shuffle buffer per loader worker")
     loader_workers: int = Field(1, ge=0, description="DataLoader worker processes per training rank")
+    streams: int | None = Field(
+        None, ge=1, description="seeded data streams the global batch is read from, shared out among the workers "
+                                "(the data order does not depend on how many there are); None = the lcm of the "
+                                "worker counts cluster.num_workers allows, fixed when the run starts")
     on_damaged_shard: Literal["stop", "skip"] = Field(
         "stop", description="a missing, cut or unreadable tar stops the run (stop) or is left out and counted (skip)")
     verify: bool = Field(False, description="check every tar's sha256 against dataset.json before training")

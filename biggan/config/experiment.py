@@ -7,7 +7,7 @@ import re
 from pydantic import Field, field_validator, model_validator
 
 from biggan.config.base import Location, Strict
-from biggan.config.cluster import ClusterConfig
+from biggan.config.cluster import ClusterConfig, split_refusal
 from biggan.config.data import DataConfig
 from biggan.config.eval import EvalConfig
 from biggan.config.model import ModelConfig
@@ -40,12 +40,11 @@ class ExperimentConfig(Strict):
 
     @model_validator(mode="after")
     def _batch_divides(self) -> ExperimentConfig:
-        workers = max(1, self.cluster.num_workers)
-        parts = workers * self.train.accumulation
-        if self.train.batch_size % parts:
-            raise ValueError(
-                f"train.batch_size {self.train.batch_size} is not divisible by cluster.num_workers "
-                f"({workers}) x train.accumulation ({self.train.accumulation}) = {parts}")
+        # Every worker count the run may have (a range: each of MIN..MAX) splits the global batch evenly.
+        refusal = split_refusal(self.train.batch_size, self.train.accumulation, self.cluster.num_workers,
+                                self.data.streams)
+        if refusal is not None:
+            raise ValueError(refusal)
         return self
 
     @property

@@ -7,6 +7,7 @@ import logging
 import random
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -112,48 +113,77 @@ def open_shards(shards: Iterable[Location], handler: Callable[[Exception], bool]
 
 
 def shards_for(shards: list[Location], rank: int, world_size: int) -> list[Location]:
-    """Rank `rank`'s shards: disjoint round-robin when there are at least as many shards as ranks;
-    otherwise every rank reads all shards (with its own seed), because an empty rank would hang DDP."""
+    """Stream (or rank) `rank`'s shards: disjoint round-robin when there are at least as many shards as
+    streams; otherwise every stream reads all shards (with its own seed), because an empty one would hang DDP."""
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
     if len(shards) >= world_size:
         return shards[rank::world_size]
-    log.warning("%d shards for %d ranks: every rank reads all shards; write smaller shards "
-                "(--samples-per-shard) for disjoint per-rank data", len(shards), world_size)
+    if rank == 0:
+        log.warning("%d shards for %d data streams: every stream reads all shards; write smaller shards "
+                    "(--samples-per-shard) for disjoint per-stream data", len(shards), world_size)
     return list(shards)
 
 
-class TrainStream(IterableDataset):
-    """Infinite batches for one rank; DataLoader workers split the rank's shards again."""
+@dataclass(frozen=True)
+class Reader:
+    """One reader of one data stream: its shards in a seeded order, a shuffle buffer, per-sample label draws.
 
-    def __init__(self, shards: list[Location], batch_size: int, rank: int, world_size: int,
-                 seed: int, shuffle_buffer: int, policy: Policy = "stop", expected: dict[str, int] | None = None):
+    A stream with R readers yields its batches from them in turn (batch t from reader t % R), so its batch
+    sequence depends on (seed, stream, R) alone, not on which process or training worker reads it."""
+
+    stream: int  # the run's data stream it belongs to
+    reader: int  # which of the stream's readers
+    seed: int  # the stream's segment seed
+    shards: tuple[Location, ...]  # the shards it reads (the stream's, split among its readers)
+    skip: int = 0  # samples of its order passed over, without decoding, before its first batch
+
+
+def stream_readers(shards: list[Location], stream: int, streams: int, readers: int, seed: int,
+                   skip_batches: int = 0, batch_size: int = 1) -> list[Reader]:
+    """The `readers` readers of stream `stream` of `streams`, positioned after the stream's first
+    `skip_batches` batches of `batch_size` (a resume from a checkpoint taken mid-segment)."""
+    mine = shards_for(list(shards), stream, streams)
+    parts = [mine[r::readers] if len(mine) >= readers else mine for r in range(readers)]
+    # Batch t of the stream came from reader t % readers: count each reader's share of the skipped ones.
+    return [Reader(stream, r, seed, tuple(parts[r]),
+                   (skip_batches // readers + (1 if r < skip_batches % readers else 0)) * batch_size)
+            for r in range(readers)]
+
+
+class TrainStream(IterableDataset):
+    """Infinite batches of a set of readers, in slot order: slot q is `slots[q % len(slots)]`.
+
+    In one process the readers are read in turn; with DataLoader workers, worker p reads slots p, p + P,
+    ... in turn, and the DataLoader's in-order round-robin over its P workers gives slot order again."""
+
+    def __init__(self, slots: list[Reader], batch_size: int, shuffle_buffer: int, policy: Policy = "stop",
+                 expected: dict[str, int] | None = None):
         super().__init__()
+        self.slots = slots  # readers in the order their batches are consumed
+        self.batch_size = batch_size  # per-reader batch
+        self.shuffle_buffer = shuffle_buffer  # samples each reader holds for the in-memory shuffle
         self.policy = policy  # a tar that fails mid-stream: stop with its name, or skip it
         self.expected = expected  # tar name -> samples dataset.json lists for it
-        self.shards = shards_for(list(shards), rank, world_size)
-        self.batch_size = batch_size  # per-rank batch
-        self.rank = rank
-        self.seed = seed
-        self.shuffle_buffer = shuffle_buffer  # samples held for the in-memory shuffle
-
-    def _worker_shards(self, worker: int, num_workers: int) -> list[Location]:
-        if len(self.shards) >= num_workers:
-            return self.shards[worker::num_workers]
-        return self.shards  # fewer shards than workers: all read all, with different seeds
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         info = get_worker_info()
-        worker, num_workers = (info.id, info.num_workers) if info else (0, 1)
-        shards = self._worker_shards(worker, num_workers)
-        # One RNG per (seed, rank, worker) that keeps running across epochs: shard order, the
-        # shuffle buffer and the multi-label draw all differ between epochs, workers and ranks.
-        rng = random.Random(f"biggan-train-{self.seed}-{self.rank}-{worker}")
+        mine = self.slots if info is None else self.slots[info.id::info.num_workers]
+        batches = [iter(self._pipeline(reader)) for reader in mine]
+        while True:
+            for stream in batches:
+                yield next(stream)
+
+    def _pipeline(self, reader: Reader):
+        # One RNG per (seed, stream, reader) that keeps running across epochs: shard order, the
+        # shuffle buffer and the multi-label draw all differ between epochs, readers and streams.
+        rng = random.Random(f"biggan-train-{reader.seed}-{reader.stream}-{reader.reader}")
+        handler = stream_handler(self.policy)
 
         def shard_order() -> Iterator[Location]:
-            # Resample forever, a fresh permutation per epoch, so no rank or worker runs dry.
+            # Resample forever, a fresh permutation per epoch, so no stream or reader runs dry.
             while True:
-                order = list(shards)
+                order = list(reader.shards)
                 rng.shuffle(order)
                 yield from order
 
@@ -167,31 +197,59 @@ class TrainStream(IterableDataset):
             images, labels = zip(*samples)
             return _to_tensor(list(images), as_uint8=False), torch.tensor(labels, dtype=torch.int64)
 
-        pipeline = wds.DataPipeline(
-            lambda: open_shards(shard_order(), handler=stream_handler(self.policy), expected=self.expected),
+        return wds.DataPipeline(
+            lambda: open_shards(shard_order(), handler=handler, expected=self.expected),
             wds.shuffle(self.shuffle_buffer, initial=min(self.shuffle_buffer, 100), rng=rng),
-            wds.map(decode, handler=stream_handler(self.policy)),
+            lambda samples: _pass_over(samples, reader.skip, rng, handler),
+            wds.map(decode, handler=handler),
             wds.batched(self.batch_size, collation_fn=collate, partial=False),
         )
-        return iter(pipeline)
+
+
+def _pass_over(samples: Iterator[dict], count: int, rng: random.Random,
+               handler: Callable[[Exception], bool]) -> Iterator[dict]:
+    """Pass over the first `count` samples as decoding them would, without decoding: the same label
+    draw from `rng` for each, the same samples left out as damaged (labels, members, PNG checksums; a
+    JPEG whose bytes do not decode is the one case only decoding finds)."""
+    for sample in samples:
+        if count <= 0:
+            yield sample
+            continue
+        try:
+            labels = _labels(sample)
+            key = "png" if "png" in sample else "jpg"
+            if not labels or "src" not in sample or key not in sample or (key == "png" and not png_intact(sample[key])):
+                raise DamagedShard(f"shard {sample.get('__url__', '?')} does not read: sample "
+                                   f"{sample.get('__key__', '?')} is damaged")
+        except (DamagedShard, KeyError, ValueError, AttributeError) as err:
+            if handler(err):
+                continue
+            return
+        rng.choice(labels)
+        count -= 1
 
 
 class TrainBatches:
-    """The training stream as an iterator that can be closed.
+    """The training stream as an iterator that can be closed: each item joins `group` consecutive batches
+    of the stream (one per data stream a worker reads) into the worker's micro-batch.
 
     With DataLoader workers, an abandoned iterator only stops its worker processes when the
     garbage collector gets to it; the loop restarts the stream at every checkpoint, so it
     closes the old one explicitly (and a `with` block closes it too).
     """
 
-    def __init__(self, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]):
+    def __init__(self, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], group: int = 1):
         self._batches = batches
+        self.group = group  # batches joined per item
 
     def __iter__(self) -> TrainBatches:
         return self
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return next(self._batches)
+        if self.group == 1:
+            return next(self._batches)
+        parts = [next(self._batches) for _ in range(self.group)]
+        return torch.cat([images for images, _ in parts]), torch.cat([labels for _, labels in parts])
 
     def close(self) -> None:
         shutdown = getattr(self._batches, "_shutdown_workers", None)  # DataLoader's worker iterator
@@ -208,21 +266,39 @@ class TrainBatches:
 
 def train_loader(shard_dir: str | Path | Location, batch_size: int, rank: int, world_size: int, seed: int,
                  shuffle_buffer: int, num_workers: int, policy: Policy = "stop") -> TrainBatches:
-    """Infinite (images float32 Bx3xHxW in [-1, 1], labels int64 B) for one rank of `world_size`."""
+    """Infinite (images float32 Bx3xHxW in [-1, 1], labels int64 B): stream `rank` of `world_size`."""
+    return stream_loader(shard_dir, batch_size, [rank], world_size, [seed], shuffle_buffer, num_workers, policy)
+
+
+def stream_loader(shard_dir: str | Path | Location, batch_size: int, streams: list[int], num_streams: int,
+                  seeds: list[int], shuffle_buffer: int, num_workers: int, policy: Policy = "stop",
+                  skip_batches: int = 0) -> TrainBatches:
+    """Infinite batches of `len(streams) x batch_size` (images float32 in [-1, 1], labels int64): the next
+    `batch_size` samples of each of `streams` (of `num_streams`, seeded with `seeds`), joined in stream order,
+    after each stream's first `skip_batches` batches (passed over without decoding).
+
+    `num_workers` DataLoader processes read the streams, each stream through that many readers (0: one
+    reader per stream, in this process); a stream's order depends on its seed and the reader count only."""
     # Sizes against dataset.json (one listing): a damaged tar stops here or is left out.
-    paths, _skipped = usable_shards(str(shard_dir), policy, warn=lambda line: None if rank else log.warning(line))
+    first = min(streams)
+    paths, _skipped = usable_shards(str(shard_dir), policy, warn=lambda line: None if first else log.warning(line))
     expected = {shard.name: shard.num_samples for shard in load_dataset_info(shard_dir).shards}
-    stream = TrainStream(paths, batch_size=batch_size, rank=rank, world_size=world_size,
-                         seed=seed, shuffle_buffer=shuffle_buffer, policy=policy, expected=expected)
+    readers = max(1, num_workers)
+    per_stream = [stream_readers(paths, stream, num_streams, readers, seed, skip_batches, batch_size)
+                  for stream, seed in zip(streams, seeds)]
+    # Micro-step j reads batch skip_batches + j of every stream, which came from reader (skip_batches + j) % R.
+    slots = [per_stream[i][(skip_batches + j) % readers] for j in range(readers) for i in range(len(streams))]
+    stream = TrainStream(slots, batch_size=batch_size, shuffle_buffer=shuffle_buffer, policy=policy,
+                         expected=expected)
     if num_workers == 0:
-        return TrainBatches(iter(stream))
+        return TrainBatches(iter(stream), group=len(streams))
     # Batches are assembled inside the workers (batch_size=None): one IPC message per batch.
     # Workers come from a forkserver, not fork: the trainer process runs threads (Ray's, and
     # Prefect's when a flow calls this), and a forked copy of them failed at worker exit (exit
     # code 1 on every clean shutdown under a Prefect flow).
     loader = DataLoader(stream, batch_size=None, num_workers=num_workers, persistent_workers=True,
                         prefetch_factor=4, multiprocessing_context="forkserver")
-    return TrainBatches(iter(loader))
+    return TrainBatches(iter(loader), group=len(streams))
 
 
 def eval_loader(shard_dir: str | Path | Location, batch_size: int, as_uint8: bool = False

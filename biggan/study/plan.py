@@ -159,5 +159,5 @@ def default_parallel(plan: StudyPlan, on_cluster: bool) -> int:
     if on_cluster:
         return max(1, len(plan.runs))
     cluster = plan.runs[0].config.cluster
-    per_run = cluster.num_workers * cluster.cpus_per_worker if cluster.num_workers else os.cpu_count() or 1
+    per_run = cluster.max_workers * cluster.cpus_per_worker if cluster.max_workers else os.cpu_count() or 1
     return max(1, int((os.cpu_count() or 1) // max(per_run, 1)))

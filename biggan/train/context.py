@@ -21,6 +21,10 @@ class TrainContext(Protocol):
     def report(self, metrics: dict[str, Any]) -> None:
         """Called by EVERY rank at every log tick, the same number of times on each."""
 
+    # Optional: `preemption_notice() -> str | None`, why this worker's node is about to be reclaimed (None:
+    # it is not), called by every rank at every step boundary; the loop checkpoints once per new notice
+    # (biggan.train.elastic). The Ray launcher's context has it; a context without it is never told.
+
 
 class LocalContext:
     """Runs in this process; reports are kept in a list."""

@@ -89,6 +89,24 @@ def broadcast_int(value: int, device: torch.device | str = "cpu", src: int = 0) 
     return int(tensor.item())
 
 
+def all_gather_rows(rows: torch.Tensor) -> torch.Tensor:
+    """Every rank's `rows` (the same shape on each), stacked in rank order along dim 0."""
+    if not is_distributed():
+        return rows
+    parts = [torch.empty_like(rows) for _ in range(world_size())]
+    torch_dist.all_gather(parts, rows.contiguous())
+    return torch.cat(parts)
+
+
+def my_streams(streams: int, rank: int, world: int) -> list[int]:
+    """The data streams rank `rank` of `world` reads: a contiguous block of streams / world, so the global
+    batch is every stream's share in stream order whatever the world size (biggan.train.streams)."""
+    if streams % world:
+        raise ValueError(f"{streams} data streams cannot be shared out evenly over {world} workers")
+    per_rank = streams // world
+    return list(range(rank * per_rank, (rank + 1) * per_rank))
+
+
 def micro_batch_size(global_batch: int, world: int, accumulation: int) -> int:
     """Per-worker micro-batch: global batch / (workers x accumulation), which must divide."""
     parts = world * accumulation

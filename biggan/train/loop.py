@@ -17,11 +17,15 @@ Recover instead of stop (`train.collapse.action=rollback`, biggan.train.recovery
 firing sends every rank back to the newest checkpoint at or before the last healthy record, with
 the next remedy applied, up to `max_rollbacks`; pruning never deletes that checkpoint.
 
-Exact resume: the data stream and the latent RNG are restarted at every checkpoint from
-seeds derived from (seed, rank, iteration, rollbacks so far). A run resumed from the checkpoint
-at iteration k therefore sees exactly the batches and latents an uninterrupted run sees after k,
-whatever the loader's internal state was (WebDataset pipelines cannot be snapshotted); a rollback
-restarts them the same way at the checkpoint it goes back to, with its count in the seed.
+Exact resume: the data streams (real images and latents, biggan.train.streams) are restarted at
+every checkpoint from seeds derived from (seed, stream, iteration, rollbacks so far). A run resumed
+from the checkpoint at iteration k therefore sees exactly the batches and latents an uninterrupted
+run sees after k, whatever the loader's internal state was (WebDataset pipelines cannot be
+snapshotted); a rollback restarts them the same way at the checkpoint it goes back to, with its
+count in the seed. The global batch is read from a fixed number of streams shared out among the
+workers, so it does not depend on how many there are: an elastic run (cluster.num_workers MIN-MAX)
+resumed at another size trains on the same data (biggan.train.elastic: resize events, and the
+checkpoint at the next step boundary after a preemption notice, which does not restart the streams).
 """
 
 from __future__ import annotations
@@ -43,9 +47,9 @@ from biggan.models.batchnorm import LocalReducer, set_bn_reducer
 from biggan.models.spectral import singular_values
 from biggan.runs import RunStore
 from biggan.runs.tensorboard import EventWriter
-from biggan.sampling.latents import sample_latents
 from biggan.train import dist
 from biggan.train.context import TrainContext
+from biggan.train.elastic import PreemptionWatch, note_world, record_preemption, workers_text
 from biggan.train.monitor import (
     flatten_singular_values,
     frobenius_norms,
@@ -56,6 +60,14 @@ from biggan.train.monitor import (
 from biggan.train.recovery import Health, effective_config, pick_checkpoint, roll_back
 from biggan.train.state import TrainingState, broadcast_initial_weights, build_training_state, start_from_source
 from biggan.train.step import TrainStep
+from biggan.train.streams import (  # noqa: F401 - LatentSampler and segment_seed: their home before streams.py
+    DataStreams,
+    LatentSampler,
+    RealStreamFn,
+    StreamLatents,
+    StreamPlan,
+    segment_seed,
+)
 
 HEARTBEAT_S = 60.0  # rank 0 refreshes status.json at least this often (`biggan runs` tells stale runs)
 PER_LAYER = ("sv/", "fro/", "grad_norm/G/", "grad_norm/D/")  # per-layer record keys, left out of meta.json
@@ -72,40 +84,11 @@ class LoopResult:
     rollbacks: int = 0  # rollbacks the run has made (this session and earlier ones)
 
 
-def segment_seed(seed: int, rank: int, iteration: int, rollbacks: int = 0) -> int:
-    """Seed of the data/latent streams for the segment starting at `iteration` on `rank`, after
-    `rollbacks` rollbacks (0: the seeds every run had before rollbacks existed)."""
-    return (seed * 1_000_003 + rank * 7_919 + iteration + rollbacks * 1_000_000_007) % (2**63 - 1)
-
-
-def default_real_batches(cfg: ExperimentConfig, micro_batch: int, rank: int, world: int,
-                         seed: int) -> Iterator:
-    """The shard loader's infinite stream for this rank (each rank reads a disjoint slice)."""
-    from biggan.data.loader import train_loader
-
-    return train_loader(cfg.data.train_shards, batch_size=micro_batch, rank=rank, world_size=world,
-                        seed=seed, shuffle_buffer=cfg.data.shuffle_buffer, num_workers=cfg.data.loader_workers,
-                        policy=cfg.data.on_damaged_shard)
-
-
-class LatentSampler:
-    """(z, y) for fakes: z from the model's prior (Appendix E), y uniform over classes."""
-
-    def __init__(self, dim_z: int, num_classes: int, prior: str, device: torch.device):
-        self.dim_z, self.num_classes, self.prior, self.device = dim_z, num_classes, prior, device
-        self.progress = 0.0  # fraction of training done: Appendix E's variance annealing follows it
-
-    def __call__(self, batch: int, generator: torch.Generator):
-        z = sample_latents(batch, self.dim_z, None, self.prior, generator, self.device, progress=self.progress)
-        y = torch.randint(self.num_classes, (batch,), generator=generator, device=self.device)
-        return z, y
-
-
 def resume_state(store: RunStore, state: TrainingState, cfg: ExperimentConfig,
-                 device: torch.device) -> tuple[int, Health]:
+                 device: torch.device) -> tuple[int, Health, dict[str, Any]]:
     """Load the newest intact checkpoint of the run into `state`; returns its iteration (0: none,
-    after starting from `train.init_from`'s weights when the config names a source) and the
-    run's health at that checkpoint.
+    after starting from `train.init_from`'s weights when the config names a source), the
+    run's health at that checkpoint and what it recorded of the data streams ({} for none).
 
     Rank 0 picks the checkpoint (skipping damaged ones, with a warning naming each) and every
     rank loads the one it picked, so ranks can never resume from different iterations."""
@@ -114,20 +97,20 @@ def resume_state(store: RunStore, state: TrainingState, cfg: ExperimentConfig,
         if cfg.train.init_from is not None:  # a new run's first start only: a resume uses its own checkpoints
             start_from_source(state, cfg, store)
         broadcast_initial_weights(state)
-        return 0, Health(last_healthy=0)
+        return 0, Health(last_healthy=0), {}
     info, blob = found
     start = state.load_state_dict(blob, cfg)
-    _warn_if_world_changed(blob["data"], dist.world_size())
     if dist.rank() == 0:
         log.info("resumed %s from %s at iteration %d", store.uri, info.uri, start)
-    return start, Health.resumed(blob, start)
+    return start, Health.resumed(blob, start), dict(blob.get("data") or {})
 
 
-def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real_batches) -> LoopResult:
+def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn: RealStreamFn | None = None) -> LoopResult:
     """Train `cfg` on this rank until `train.iterations`, a collapse, or a failure.
 
-    `real_batches_fn(cfg, micro_batch, rank, world, seed)` builds the real-image stream; tests
-    may pass their own, the default is the shard loader.
+    `real_batches_fn(cfg, batch, stream, streams, seed)` builds data stream `stream` of `streams`
+    (infinite batches of `batch` real images); tests may pass their own, the default (None) is the
+    shard loader.
     """
     check_remedies(cfg)
     store = RunStore(cfg.run_uri)
@@ -136,10 +119,12 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
     cfg = effective_config(cfg, store.rollbacks())
     tcfg = cfg.train
     device, rank, world = ctx.device, ctx.rank, ctx.world_size
+    # Recomputed at every start: an elastic run may be back at another size (same global batch).
     micro_batch = dist.micro_batch_size(tcfg.batch_size, world, tcfg.accumulation)
+    plan = StreamPlan.of(cfg, rank, world)
 
     state = build_training_state(cfg, device, world)
-    start, health = resume_state(store, state, cfg, device)
+    start, health, resumed_data = resume_state(store, state, cfg, device)
     # Shards left out under data.on_damaged_shard=skip are counted in every record and the status.
     skipped = ({"skipped_shards": len(check_shards(cfg.data.train_shards))}
                if cfg.data.on_damaged_shard == "skip" else {})
@@ -151,17 +136,21 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
         store.stats.keep(lambda record: record.get("iteration", 0) <= start)  # a resumed run re-logs the rest
         status("running", start)
     board = store.tensorboard_train(resumed_at=start) if rank == 0 else None  # TensorBoard: rank 0 writes
+    if rank == 0:
+        note_world(store, board, cfg, resumed_data, start, world, micro_batch)
+    workers = workers_text(world, cfg)  # "6 of 8 workers" in an elastic run's progress lines
 
-    sampler = LatentSampler(state.G.dim_z, cfg.model.num_classes, cfg.model.latent, device)
-
-    def start_segment(iteration: int) -> Iterator:
-        seed = segment_seed(tcfg.seed, rank, iteration, rollbacks)
-        state.latent_rng.manual_seed(seed)
-        return real_batches_fn(cfg, micro_batch, rank, world, seed)
+    # One latent generator per data stream of this worker; the first is TrainStep's (D's dropout draws from it).
+    generators = [state.latent_rng] + [torch.Generator(device=device) for _ in plan.mine[1:]]
+    sampler = StreamLatents(state.G.dim_z, cfg.model.num_classes, cfg.model.latent, device, generators,
+                            plan.per_stream)
+    streams = DataStreams(cfg, plan, generators, real_batches_fn, device)
+    preemption = PreemptionWatch(ctx)
 
     if rank == 0 and tcfg.precision == "auto":
         log.info("train.precision=auto: %s on %s", state.precision, device.type)
-    step = TrainStep(state.G, state.D, state.ema, state.opt_G, state.opt_D, start_segment(start), sampler,
+    step = TrainStep(state.G, state.D, state.ema, state.opt_G, state.opt_D,
+                     streams.resume(resumed_data, start, rollbacks), sampler,
                      state.latent_rng, tcfg.model_copy(update={"precision": state.precision}), micro_batch, device,
                      ada=state.ada, lecam=state.lecam)
     last_metrics: dict[str, Any] = {}
@@ -179,6 +168,15 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
             status("running", iteration)
             beat = time.monotonic()
         metrics = step.step(iteration, tick=is_log or is_ckpt)
+        notice = preemption.due(device)  # every rank, every step: a node about to be reclaimed?
+        if notice is not None and not is_ckpt:
+            # Checkpoint now without reseeding the streams: a resume from here reads what an uninterrupted run reads.
+            data = streams.checkpoint_data(iteration, mid_segment=True)  # collective
+            if rank == 0:
+                _save(store, state, cfg, iteration, world, micro_batch, {"iteration": iteration, "preemption": notice},
+                      health, sheet=False, board=board, data=data)
+                record_preemption(store, iteration, notice, world)
+                status("running", iteration)
         if not (is_log or is_ckpt):
             continue
 
@@ -188,11 +186,12 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
         tick_time, tick_iteration = now, iteration
         record, verdict = _record(iteration, metrics, its_per_s, state, cfg, rollbacks)
         record.update({f"data/{k}": v for k, v in skipped.items()})
+        record.update(workers=world, max_workers=max(cfg.cluster.max_workers, world))
         if rank == 0:
             store.stats.append(record)
             board.log_stats(record)
             log.info("%s", progress_line(iteration, tcfg.iterations, metrics, record["images_per_s"],
-                                         1.0 / max(its_per_s, 1e-9)))
+                                         1.0 / max(its_per_s, 1e-9), workers=workers))
         last_metrics = record
 
         dead = state.dead.update(metrics)
@@ -221,7 +220,7 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
                     status("running", iteration)
                     store.write_spectra()
                 _close(step.real_batches)
-                step.real_batches = start_segment(iteration)
+                step.real_batches = streams.restart(iteration, rollbacks)
                 continue
             collapsed = True
             if rank == 0:
@@ -243,12 +242,13 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn=default_real
             checkpoints_saved += 1
             if rank == 0:
                 _save(store, state, cfg, iteration, world, micro_batch, record, health,
-                      sheet=checkpoints_saved % tcfg.sample_every == 0, board=board)
+                      sheet=checkpoints_saved % tcfg.sample_every == 0, board=board,
+                      data=streams.checkpoint_data(iteration, mid_segment=False))
                 status("running", iteration)
                 beat = time.monotonic()
-            # Restart the streams from (seed, rank, iteration): resume from here is exact.
+            # Restart the streams from (seed, stream, iteration): resume from here is exact.
             _close(step.real_batches)
-            step.real_batches = start_segment(iteration)
+            step.real_batches = streams.restart(iteration, rollbacks)
         ctx.report(record)
         # train.wall_budget_s: stop at the first checkpoint past the budget, every rank at once.
         if is_ckpt and tcfg.wall_budget_s is not None and dist.all_ranks_any(
@@ -290,10 +290,13 @@ def _record(iteration: int, metrics: dict[str, float], its_per_s: float, state: 
 
 
 def _save(store: RunStore, state: TrainingState, cfg: ExperimentConfig, iteration: int, world: int,
-          micro_batch: int, record: dict[str, Any], health: Health, sheet: bool, board: EventWriter) -> None:
-    """Rank 0's maintenance at a checkpoint tick: save, prune, status, sample sheet."""
+          micro_batch: int, record: dict[str, Any], health: Health, sheet: bool, board: EventWriter,
+          data: dict[str, Any]) -> None:
+    """Rank 0's maintenance at a checkpoint tick: save, prune, status, sample sheet. `data`: what the
+    data streams record (biggan.train.streams.DataStreams.checkpoint_data)."""
     tcfg = cfg.train
     blob = state.state_dict(cfg, iteration, world, micro_batch)
+    blob["data"].update(data)
     blob["health"] = health.state_dict()  # a resumed run must not take a tripping checkpoint for a healthy one
     store.save_checkpoint(blob, {k: v for k, v in record.items() if not k.startswith(PER_LAYER)})
     # The checkpoint a collapse would go back to (and Section 4 would score) outlives the pruning.
@@ -331,13 +334,6 @@ def _close(stream: Iterator) -> None:
     close = getattr(stream, "close", None)
     if close is not None:
         close()
-
-
-def _warn_if_world_changed(data: dict[str, Any], world: int) -> None:
-    if int(data.get("world_size", world)) != world and dist.rank() == 0:
-        # Still resumable, but the per-rank streams differ: say so instead of hiding it.
-        log.warning("resuming with %d workers from a checkpoint written with %s: the data order will differ "
-                    "from an uninterrupted run", world, data.get("world_size"))
 
 
 def _average_over_ranks(metrics: dict[str, float], device: torch.device) -> dict[str, float]:

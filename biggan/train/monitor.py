@@ -68,10 +68,10 @@ def top_singular_values(values: dict[str, list[float]]) -> dict[str, float]:
 
 
 def progress_line(iteration: int, total: int, metrics: dict[str, float], images_per_s: float,
-                  seconds_per_iteration: float) -> str:
-    """One human line: iteration, losses, throughput, ETA."""
+                  seconds_per_iteration: float, workers: str = "") -> str:
+    """One human line: iteration, (an elastic run's `6 of 8 workers`), losses, throughput, ETA."""
     eta = max(total - iteration, 0) * seconds_per_iteration
-    return (f"[{iteration}/{total}] D {metrics.get('loss/D', float('nan')):.4f} "
+    return (f"[{iteration}/{total}] {workers + ' | ' if workers else ''}D {metrics.get('loss/D', float('nan')):.4f} "
             f"(real {metrics.get('loss/D_real', float('nan')):.4f}, "
             f"fake {metrics.get('loss/D_fake', float('nan')):.4f}) "
             f"G {metrics.get('loss/G', float('nan')):.4f} | {images_per_s:.1f} img/s | ETA {duration(eta)}")

@@ -78,11 +78,12 @@ def join_ray(address: str, runtime_env: dict | None = None, job_config=None) -> 
 
 
 def torch_config(backend: str, loopback: bool):
-    """Ray Train's TorchConfig; on a loopback cluster, one whose rendezvous store binds 127.0.0.1."""
+    """Ray Train's TorchConfig, whose start installs the SIGTERM preemption notice in every worker
+    (launcher/preemption.py); on a loopback cluster, one whose rendezvous store binds 127.0.0.1 too."""
     if loopback:
         from biggan.train.launcher.local_ray import LoopbackTorchConfig
 
         return LoopbackTorchConfig(backend=backend)
-    from ray.train.torch import TorchConfig
+    from biggan.train.launcher.preemption import PreemptibleTorchConfig
 
-    return TorchConfig(backend=backend)
+    return PreemptibleTorchConfig(backend=backend)

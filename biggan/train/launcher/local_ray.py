@@ -169,6 +169,8 @@ def _build_ray_classes() -> None:
         _TorchBackend,
     )
 
+    from biggan.train.launcher.preemption import install_sigterm_notice
+
     class LoopbackTorchBackend(_TorchBackend):
         """Ray's torch backend with the rendezvous store bound to loopback (one node only)."""
 
@@ -184,6 +186,7 @@ def _build_ray_classes() -> None:
                                                        timeout_s=backend_config.timeout_s)
                      for i in range(size)])
             worker_group.execute_single(0, _release_store, port=port)
+            worker_group.execute(install_sigterm_notice)  # in each worker's main thread (launcher/preemption.py)
 
     class LoopbackTorchConfig(TorchConfig):
         """TorchConfig whose process group rendezvous listens on 127.0.0.1 only."""

@@ -1,7 +1,9 @@
 """Ray Train launcher: the only module of biggan that imports Ray.
 
 `launch_training(cfg)` runs `biggan.train.loop.train` in `cluster.num_workers` TorchTrainer
-workers (gloo on CPU, NCCL on GPU), or in this process when `num_workers == 0`.
+workers (gloo on CPU, NCCL on GPU), or in this process when `num_workers == 0`. A range MIN-MAX is
+Ray's elastic training: the group is restarted at another size as nodes go and come, and every
+start resumes from the newest checkpoint in the run store (docs/elastic.md).
 
 Storage: the run store holds everything (checkpoints, stats, marks), at a local path or a
 storage URI shared by every node; Ray Train's own run folder is `<run>/ray`
@@ -31,6 +33,7 @@ from biggan.runs import RunNotFound, RunStore
 from biggan.train.context import LocalContext
 from biggan.train.launcher.cluster import connect_ray, ray_job_metadata, torch_config
 from biggan.train.launcher.local_ray import worker_env as loopback_env
+from biggan.train.launcher.preemption import SIGTERM_NOTICE, ray_preemption_notice, sigterm_received
 from biggan.train.loop import train
 
 log = logging.getLogger("biggan.train.launcher")
@@ -60,6 +63,14 @@ class RayTrainContext:
         import ray.train
 
         ray.train.report(_plain(metrics))
+
+    def preemption_notice(self) -> str | None:
+        """Why this group should checkpoint now: Ray drains one of its nodes, or this worker got SIGTERM
+        (None: neither). Every rank calls it at every step (Ray's part is a barrier)."""
+        notice = ray_preemption_notice()
+        if notice is None and sigterm_received():
+            return SIGTERM_NOTICE
+        return notice
 
 
 def package_fingerprint() -> str:
@@ -116,7 +127,7 @@ def launch_training(cfg: ExperimentConfig) -> TrainResult:
         result = train(cfg, LocalContext(device))
         return TrainResult(run=store.uri, checkpoint=_to_evaluate(store), metrics=result.metrics)
 
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train import FailureConfig, RunConfig
     from ray.train.torch import TorchTrainer
 
     ray_cluster = connect_ray(cfg.cluster, ray_job_metadata(cfg))
@@ -128,14 +139,14 @@ def launch_training(cfg: ExperimentConfig) -> TrainResult:
         train_loop_config={"config": cfg.model_dump(mode="json"), "threads": max(1, int(cfg.cluster.cpus_per_worker)),
                            "code": package_fingerprint()},
         torch_config=torch_config("nccl" if cfg.cluster.use_gpu else "gloo", ray_cluster.loopback),
-        scaling_config=ScalingConfig(num_workers=cfg.cluster.num_workers, use_gpu=cfg.cluster.use_gpu,
-                                     resources_per_worker={"CPU": cfg.cluster.cpus_per_worker},
-                                     placement_strategy=cfg.cluster.placement_strategy),
+        scaling_config=scaling_config(cfg),
         run_config=RunConfig(
             name="ray",
             # Ray resolves the URI with pyarrow (credentials from each node's environment).
             storage_path=store.uri,
-            failure_config=FailureConfig(max_failures=cfg.cluster.max_failures),
+            # Two budgets: worker failures, and restarts after reclaims Ray was told of (a drained node).
+            failure_config=FailureConfig(max_failures=cfg.cluster.max_failures,
+                                         max_preemption_failures=_unlimited(cfg.cluster.max_preemptions)),
             worker_runtime_env={"env_vars": _worker_env(ray_cluster.loopback)},
         ),
     )
@@ -146,6 +157,24 @@ def launch_training(cfg: ExperimentConfig) -> TrainResult:
         raise RuntimeError(f"training run {store.uri} failed: {result.error}") from result.error
     return TrainResult(run=store.uri, checkpoint=_to_evaluate(store), metrics=dict(result.metrics or {}),
                        dashboard_url=dashboard_url)
+
+
+def scaling_config(cfg: ExperimentConfig):
+    """Ray's ScalingConfig: a fixed size, or (a range MIN-MAX) Ray's elastic scaling, which starts the
+    group once MIN workers fit, grows it to MAX as nodes join (checked every cluster.resize_check_s)
+    and restarts it on the workers left when nodes go, each time from the newest checkpoint."""
+    from ray.train import ScalingConfig
+
+    cluster = cfg.cluster
+    size = (cluster.min_workers, cluster.max_workers) if cluster.elastic else cluster.num_workers
+    return ScalingConfig(num_workers=size, use_gpu=cluster.use_gpu,
+                         resources_per_worker={"CPU": cluster.cpus_per_worker},
+                         placement_strategy=cluster.placement_strategy,
+                         elastic_resize_monitor_interval_s=cluster.resize_check_s)
+
+
+def _unlimited(budget: int | None) -> int:
+    return -1 if budget is None else budget  # Ray's "no limit"
 
 
 def _worker_env(loopback: bool) -> dict[str, str]:
