@@ -60,6 +60,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+from biggan.train.launcher.lazy import lazy_classes
+
 LOOPBACK = "127.0.0.1"
 LOOPBACK_IFNAME = "lo"  # Linux loopback interface, for GLOO_SOCKET_IFNAME
 logger = logging.getLogger(__name__)
@@ -158,9 +160,8 @@ def _release_store(port: int) -> None:
     _PENDING_STORES.pop(port, None)  # the process group now holds the server
 
 
-def _build_ray_classes() -> None:
-    """Define the classes that subclass Ray's, on first use (importing this module must not
-    import Ray: only launcher.py may). They get module-level names so pickling finds them."""
+def _build_ray_classes() -> tuple[type, ...]:
+    """The classes that subclass Ray's, built on first use (importing this module must not import Ray: lazy.py)."""
     import ray
     from ray.train.torch import TorchConfig
     from ray.train.torch.config import (  # private, pinned to Ray 2.60 (see module doc)
@@ -195,14 +196,7 @@ def _build_ray_classes() -> None:
         def backend_cls(self):
             return LoopbackTorchBackend
 
-    for cls in (LoopbackTorchBackend, LoopbackTorchConfig):
-        cls.__module__ = __name__
-        cls.__qualname__ = cls.__name__
-        globals()[cls.__name__] = cls
+    return LoopbackTorchBackend, LoopbackTorchConfig
 
 
-def __getattr__(name: str) -> Any:  # PEP 562: build the Ray subclasses lazily
-    if name in ("LoopbackTorchBackend", "LoopbackTorchConfig"):
-        _build_ray_classes()
-        return globals()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_classes(__name__, ("LoopbackTorchBackend", "LoopbackTorchConfig"), _build_ray_classes)

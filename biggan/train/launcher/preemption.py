@@ -25,6 +25,8 @@ import signal
 import threading
 from typing import Any
 
+from biggan.train.launcher.lazy import lazy_classes
+
 log = logging.getLogger("biggan.train.launcher")
 
 SIGTERM_NOTICE = "SIGTERM"
@@ -75,9 +77,8 @@ def ray_preemption_notice() -> str | None:
     return f"Ray drains node {nodes} (ranks {', '.join(map(str, info.preempted_ranks))})"
 
 
-def _build_ray_classes() -> None:
-    """TorchConfig / backend that install the SIGTERM notice on every worker, defined on first use
-    (importing this module must not import Ray), with module-level names so pickling finds them."""
+def _build_ray_classes() -> tuple[type, ...]:
+    """TorchConfig / backend that install the SIGTERM notice on every worker (built on first use: lazy.py)."""
     from ray.train.torch import TorchConfig
     from ray.train.torch.config import _TorchBackend  # private, pinned to Ray 2.60 (as local_ray.py's)
 
@@ -93,14 +94,7 @@ def _build_ray_classes() -> None:
         def backend_cls(self):
             return PreemptibleTorchBackend
 
-    for cls in (PreemptibleTorchBackend, PreemptibleTorchConfig):
-        cls.__module__ = __name__
-        cls.__qualname__ = cls.__name__
-        globals()[cls.__name__] = cls
+    return PreemptibleTorchBackend, PreemptibleTorchConfig
 
 
-def __getattr__(name: str) -> Any:  # PEP 562: build the Ray subclasses lazily
-    if name in ("PreemptibleTorchBackend", "PreemptibleTorchConfig"):
-        _build_ray_classes()
-        return globals()[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_classes(__name__, ("PreemptibleTorchBackend", "PreemptibleTorchConfig"), _build_ray_classes)
