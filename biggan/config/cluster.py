@@ -111,6 +111,10 @@ class ClusterConfig(Strict):
                                 "from max_failures; None = no limit")
     resize_check_s: float = Field(
         60.0, gt=0, description="elastic: how often Ray looks for nodes that joined, to grow the worker group (s)")
+    start_timeout_s: float = Field(
+        10.0, gt=0, description="elastic: how long Ray waits to place a worker group before it counts the nodes again "
+                                "(its view of the nodes lags up to 20 s behind a node that went); a fixed size keeps "
+                                "Ray's own 60 s")
     placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
         "PACK", description="how Ray places the workers on nodes (STRICT_SPREAD: one per node)")
     dashboard_host: str = Field("127.0.0.1", description="interface of a local Ray's dashboard")

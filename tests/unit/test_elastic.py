@@ -188,3 +188,16 @@ def test_cli_takes_a_range_and_refuses_one_that_cannot_split_the_batch_in_one_li
     assert len(error) == 1 and "1, 2, 4, 8, 16" in error[0], bad.output
     odd = CliRunner().invoke(main, ["train", "--shards", shard_root, "--store", str(tmp_path), "--workers", "3-1"])
     assert odd.exit_code == 2 and "--workers 3-1: range 3-1: MIN is above MAX" in odd.output
+
+
+def test_an_elastic_run_tells_rays_controller_a_short_start_timeout(monkeypatch):
+    """After a node goes, Ray's elastic policy may ask for the old size from a node view up to 20 s stale and
+    wait out the whole start timeout for it (60 s by default): an elastic run shortens that wait."""
+    from biggan.train.launcher.trainer import START_TIMEOUT_ENV, controller_env
+
+    monkeypatch.delenv(START_TIMEOUT_ENV, raising=False)
+    elastic = apply_overrides(digits32(), {"cluster.num_workers": "1-2", "cluster.start_timeout_s": 7.5})
+    assert controller_env(elastic) == {START_TIMEOUT_ENV: "7.5"}
+    assert controller_env(apply_overrides(digits32(), {"cluster.num_workers": 2})) == {}  # Ray's own 60 s
+    monkeypatch.setenv(START_TIMEOUT_ENV, "30")  # the user's explicit setting wins
+    assert controller_env(elastic) == {}

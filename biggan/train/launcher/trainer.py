@@ -17,8 +17,10 @@ marked for evaluation"; keeping two copies, as before, doubled every checkpoint'
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,9 @@ from biggan.train.launcher.preemption import SIGTERM_NOTICE, ray_preemption_noti
 from biggan.train.loop import train
 
 log = logging.getLogger("biggan.train.launcher")
+
+# Read by Ray Train's controller, which takes it from the driver's environment (Ray propagates a fixed list).
+START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 
 
 @dataclass
@@ -150,7 +155,8 @@ def launch_training(cfg: ExperimentConfig) -> TrainResult:
             worker_runtime_env={"env_vars": _worker_env(ray_cluster.loopback)},
         ),
     )
-    result = trainer.fit()
+    with _controller_env(controller_env(cfg)):
+        result = trainer.fit()
     if result.error is not None:
         status = store.read_status() or {}
         store.write_status("failed", int(status.get("iteration", 0)), cfg.train.iterations, str(result.error)[:500])
@@ -171,6 +177,37 @@ def scaling_config(cfg: ExperimentConfig):
                          resources_per_worker={"CPU": cluster.cpus_per_worker},
                          placement_strategy=cluster.placement_strategy,
                          elastic_resize_monitor_interval_s=cluster.resize_check_s)
+
+
+def controller_env(cfg: ExperimentConfig) -> dict[str, str]:
+    """What Ray Train's controller must see in this driver's environment: for an elastic run, a short start
+    timeout (cluster.start_timeout_s; an explicit RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S wins).
+
+    Why: after a node goes, Ray's elastic policy counts the workers that fit from its autoscaling
+    coordinator's view of the nodes, which Ray 2.60 refreshes every 20 s. Until then it can ask for the old
+    size, with a worker on the node that is gone, and wait for that placement for the whole start timeout
+    (60 s by default) before it counts again: seen on a three-node cluster, where the group went back to 2
+    workers only 60 s after node 3 stopped. The policy only asks for sizes whose resources it saw, so a
+    placement that does not come within seconds is that stale view; the timeout is a controller error,
+    which Ray retries without limit (FailureConfig.controller_failure_limit), not a failure of the run."""
+    if not cfg.cluster.elastic or START_TIMEOUT_ENV in os.environ:
+        return {}
+    return {START_TIMEOUT_ENV: f"{cfg.cluster.start_timeout_s:g}"}
+
+
+@contextlib.contextmanager
+def _controller_env(env: dict[str, str]) -> Iterator[None]:
+    """Set `env` in this process while the trainer starts its controller, then put the old values back."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _unlimited(budget: int | None) -> int:
