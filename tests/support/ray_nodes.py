@@ -1,4 +1,5 @@
-"""A real two-node Ray cluster on this machine: `ray start --head` plus one `ray start --address`.
+"""A real multi-node Ray cluster on this machine: `ray start --head` plus `ray start --address` per
+worker node (two_node_cluster: one; local_cluster: any number, and nodes stopped and added mid-test).
 
 Both raylets listen on loopback only and keep token authentication on (checked on Ray 2.60.0).
 Ray rewrites 127.0.0.1 to the machine's routable IP wherever it "canonicalizes" an address
@@ -36,7 +37,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +67,22 @@ class ClusterInfo:
     token: str  # the cluster's auth token
     env: dict[str, str] = field(default_factory=dict)  # what a driver process needs (set before `import ray`)
     marker: str = ""  # "RAY_AUTH_TOKEN=<token>": carried by every process of this cluster
+    worker_node_ids: list[str] = field(default_factory=list)  # every worker node started, in order (stopped too)
+    worker_temp_dirs: list[Path] = field(default_factory=list)  # theirs, in the same order
+    start_worker: Callable[[], tuple[str, Path]] | None = None  # starts one more worker node (local_cluster)
+
+    def add_node(self) -> str:
+        """Start one more worker node like the others; return its node id."""
+        node_id, temp_dir = self.start_worker()
+        self.worker_node_ids.append(node_id)
+        self.worker_temp_dirs.append(temp_dir)
+        return node_id
+
+    def stop_node(self, node_id: str, timeout: float = 10.0) -> None:
+        """Stop one worker node as `ray stop` would on its machine: SIGTERM to its raylet and every process
+        of the node (those with a log open under its temp dir, and their descendants), SIGKILL what is left."""
+        temp_dir = self.worker_temp_dirs[self.worker_node_ids.index(node_id)]
+        stop_session(None, [temp_dir], timeout)
 
     def driver_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """A subprocess environment that connects to this cluster with `ray.init()`."""
@@ -101,14 +118,18 @@ def _self_and_ancestors() -> set[int]:
     return {proc.pid} | {parent.pid for parent in proc.parents()}
 
 
-def stop_session(marker: str, temp_dirs: list[Path], timeout: float = 10.0) -> None:
-    """SIGTERM every process of the session (sockets.ray_session), then SIGKILL what is left.
+def stop_session(marker: str | None, temp_dirs: list[Path], timeout: float = 10.0) -> None:
+    """SIGTERM every process of the session (sockets.ray_session; marker None: only the processes
+    of `temp_dirs` and their descendants, e.g. one node), then SIGKILL what is left.
     The agents ignored SIGTERM and outlived their raylet in one run here, hence the SIGKILL."""
     deadline = time.time() + timeout
     sig = signal.SIGTERM
     spared = _self_and_ancestors()  # a caller that put the cluster's token in its own environment
     while True:
-        left = sockets.ray_session(marker, [str(d) for d in temp_dirs]) - spared
+        dirs = [str(d) for d in temp_dirs]
+        found = (sockets.ray_session(marker, dirs) if marker else
+                 {pid for opener in sockets.with_open_files_under(dirs) for pid in sockets.tree(opener)})
+        left = found - spared
         if not left:
             return
         if time.time() > deadline - timeout / 2:
@@ -131,10 +152,20 @@ def two_node_cluster(tmp_dir: Path, cpus_per_node: int = 2, object_store_mb: int
     object_store_mb: shared memory for objects, per node
     gpus_per_node: logical GPUs of each node (Ray schedules on them; none need be there)
     """
+    with local_cluster(tmp_dir, 2, cpus_per_node, object_store_mb, gpus_per_node) as cluster:
+        yield cluster
+
+
+@contextlib.contextmanager
+def local_cluster(tmp_dir: Path, nodes: int = 2, cpus_per_node: int = 2, object_store_mb: int = 100,
+                  gpus_per_node: int = 0) -> Iterator[ClusterInfo]:
+    """Start a head node and `nodes` - 1 worker nodes on this machine (ClusterInfo.add_node / stop_node
+    start and stop more while it runs); stop every one of them on exit, even on failure. Arguments as
+    two_node_cluster's; the worker nodes carry the custom resource `worker_node`, the head `head_node`."""
     tmp_dir = Path(tmp_dir)
     tmp_dir.mkdir(parents=True, exist_ok=True)
     head_tmp = Path(tempfile.mkdtemp(prefix="rh-", dir="/tmp"))
-    worker_tmp = Path(tempfile.mkdtemp(prefix="rw-", dir="/tmp"))
+    temp_dirs = [head_tmp]  # every node's, for the stop at the end
     token = uuid.uuid4().hex + uuid.uuid4().hex
     marker = f"RAY_AUTH_TOKEN={token}"
     client_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0",
@@ -146,6 +177,17 @@ def two_node_cluster(tmp_dir: Path, cpus_per_node: int = 2, object_store_mb: int
               "--disable-usage-stats", "--node-ip-address=127.0.0.1"]
     gcs_port, dashboard_port = free_port(), free_port()
     gcs_address = f"127.0.0.1:{gcs_port}"
+    worker_env = {k: v for k, v in base.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+
+    def start_worker() -> tuple[str, Path]:
+        worker_tmp = Path(tempfile.mkdtemp(prefix="rw-", dir="/tmp"))
+        temp_dirs.append(worker_tmp)
+        log = tmp_dir / ("worker.log" if len(temp_dirs) == 2 else f"worker{len(temp_dirs) - 1}.log")
+        _start_node([sys.executable, "-c", WORKER_START],
+                    [f"--address={gcs_address}", *common, f"--temp-dir={worker_tmp}",
+                     "--resources=" + json.dumps({"worker_node": 1}), *_node_ports()], worker_env, log)
+        return _node_id(worker_tmp), worker_tmp
+
     try:
         head_env = dict(base, AUTOSCALER_METRIC_PORT=str(free_port()), DASHBOARD_METRIC_PORT=str(free_port()))
         _start_node([sys.executable, "-m", "ray.scripts.scripts"],
@@ -153,18 +195,16 @@ def two_node_cluster(tmp_dir: Path, cpus_per_node: int = 2, object_store_mb: int
                      "--resources=" + json.dumps({"head_node": 1}), "--include-dashboard=true",
                      "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
                      f"--ray-client-server-port={free_port()}", *_node_ports()], head_env, tmp_dir / "head.log")
-        worker_env = {k: v for k, v in base.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
-        _start_node([sys.executable, "-c", WORKER_START],
-                    [f"--address={gcs_address}", *common, f"--temp-dir={worker_tmp}",
-                     "--resources=" + json.dumps({"worker_node": 1}), *_node_ports()], worker_env,
-                    tmp_dir / "worker.log")
+        workers = [start_worker() for _ in range(nodes - 1)]
         yield ClusterInfo(gcs_address=gcs_address, dashboard_url=f"http://127.0.0.1:{dashboard_port}",
-                          head_node_id=_node_id(head_tmp), worker_node_id=_node_id(worker_tmp),
-                          head_temp_dir=head_tmp, worker_temp_dir=worker_tmp, token=token,
-                          env=dict(client_env, RAY_ADDRESS=gcs_address), marker=marker)
+                          head_node_id=_node_id(head_tmp), worker_node_id=workers[0][0] if workers else "",
+                          head_temp_dir=head_tmp, worker_temp_dir=workers[0][1] if workers else head_tmp, token=token,
+                          env=dict(client_env, RAY_ADDRESS=gcs_address), marker=marker,
+                          worker_node_ids=[w[0] for w in workers], worker_temp_dirs=[w[1] for w in workers],
+                          start_worker=start_worker)
     finally:
-        stop_session(marker, [head_tmp, worker_tmp])
-        for path in (head_tmp, worker_tmp):
+        stop_session(marker, temp_dirs)
+        for path in temp_dirs:
             shutil.rmtree(path, ignore_errors=True)
 
 
