@@ -31,9 +31,11 @@ def _worker(rank: int, world: int, port: int, cfg_json: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
         from biggan.config import ExperimentConfig
+        from biggan.train.allocator import keep_freed_memory
         from biggan.train.context import LocalContext
         from biggan.train.loop import train
 
+        keep_freed_memory()  # as a Ray worker sets it where it starts (biggan.train.allocator)
         cfg = ExperimentConfig.model_validate_json(cfg_json)
         started = time.perf_counter()
         result = train(cfg, LocalContext())

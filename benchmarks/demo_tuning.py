@@ -39,6 +39,7 @@ def main() -> None:
     from biggan.runs import RunStore
     from biggan.runs.networks import config_of, generator_from_state
     from biggan.sampling.standing import standing_stats_
+    from biggan.train.allocator import keep_freed_memory
     from biggan.train.context import LocalContext
     from biggan.train.loop import train
 
@@ -57,6 +58,7 @@ def main() -> None:
     started = time.perf_counter()
     store = RunStore(cfg.run_uri)
     store.write_options(cfg.model_dump(mode="json"))
+    keep_freed_memory()  # as the launcher's in-process path sets it (biggan.train.allocator)
     result = train(cfg, LocalContext())
     seconds = time.perf_counter() - started
     print(f"settings: {' '.join(args.overrides) or '(preset)'}; {result.iteration} iterations in "
