@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from biggan.models.arch import BOTTOM_WIDTH, generator_blocks
+from biggan.models.arch import BOTTOM_WIDTH, discriminator_table, generator_blocks
+from biggan.models.arch import DEFAULT_D_ATTENTION as BIGGAN_D_ATTENTION
 
 DEPTH = 2  # blocks per resolution (Appendix B; BigGAN-PyTorch's G_depth = D_depth = 2)
 CHANNEL_RATIO = 4  # bottleneck: the 3x3 convs run at a quarter of the block's input (G) / output (D) width
@@ -29,30 +30,19 @@ CHANNEL_RATIO = 4  # bottleneck: the 3x3 convs run at a quarter of the block's i
 # Appendix B: BigGAN-deep uses a 128-d z at every resolution (TF-Hub's modules: z_dim 128).
 DEFAULT_DIM_Z = {32: 128, 64: 128, 128: 128, 256: 128, 512: 128}
 DEFAULT_G_ATTENTION = {32: 16, 64: 32, 128: 64, 256: 64, 512: 64}
-DEFAULT_D_ATTENTION = {32: 16, 64: 32, 128: 64, 256: 64, 512: 64}
+# D's non-local block sits where BigGAN's does (64 x 64 at 128-512 px, Tables 4b-6b and Appendix B).
+DEFAULT_D_ATTENTION = BIGGAN_D_ATTENTION
 
-# D: (input width, output width, downsample) per stage, as multiples of ch.
-_D_IN = {
-    32: [4, 4, 4],
-    64: [1, 2, 4, 8],
-    128: [1, 2, 4, 8, 16],
-    256: [1, 2, 4, 8, 8, 16],
-    512: [1, 1, 2, 4, 8, 8, 16],
-}
-_D_OUT = {
-    32: [4, 4, 4],
-    64: [2, 4, 8, 16],
-    128: [2, 4, 8, 16, 16],
-    256: [2, 4, 8, 8, 16, 16],
-    512: [1, 2, 4, 8, 8, 16, 16],
-}
-_D_DOWN = {
-    32: [True, True, False],
-    64: [True] * 4,
-    128: [True] * 5,
-    256: [True] * 6,
-    512: [True] * 7,
-}
+
+def _d_table(resolution: int) -> list[tuple[int, int, bool]]:
+    """D's (input width, output width, downsample) per stage, as multiples of ch.
+
+    BigGAN-PyTorch's `BigGANdeep.D_arch` is BigGAN's `D_arch` without the RGB block: the same input
+    widths (the input conv makes the first), the output widths from the second block on, and the same
+    downsampling flags in the same order (BigGAN's first block downsamples, so does the first stage here).
+    """
+    ins, outs, downs = discriminator_table(resolution)
+    return list(zip(ins, outs[1:], downs))
 
 
 @dataclass(frozen=True)
@@ -79,7 +69,7 @@ def generator_blocks_deep(resolution: int, ch: int, attention: int | None) -> li
 def discriminator_stages_deep(resolution: int, ch: int, attention: int | None) -> list[list[DeepBlockSpec]]:
     """D's stages (after the input conv), two blocks each; attention after the first stage at that size."""
     stages, size, placed = [], resolution, False
-    for cin, cout, down in zip(_D_IN[resolution], _D_OUT[resolution], _D_DOWN[resolution]):
+    for cin, cout, down in _d_table(resolution):
         size = size // 2 if down else size
         here = attention == size and not placed
         placed = placed or here
@@ -91,7 +81,7 @@ def discriminator_stages_deep(resolution: int, ch: int, attention: int | None) -
 
 def discriminator_input_channels(resolution: int, ch: int) -> int:
     """Width of D's 3x3 input conv (BigGAN-PyTorch's `input_conv`)."""
-    return ch * _D_IN[resolution][0]
+    return ch * _d_table(resolution)[0][0]
 
 
 def _check_placed(net: str, resolution: int, attention: int | None, placed: bool) -> None:
