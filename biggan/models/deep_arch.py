@@ -19,9 +19,7 @@ put it at half resolution, as the BigGAN ones do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from biggan.models.arch import BOTTOM_WIDTH, discriminator_table, generator_blocks
+from biggan.models.arch import BOTTOM_WIDTH, BlockSpec, discriminator_table, generator_blocks
 from biggan.models.arch import DEFAULT_D_ATTENTION as BIGGAN_D_ATTENTION
 
 DEPTH = 2  # blocks per resolution (Appendix B; BigGAN-PyTorch's G_depth = D_depth = 2)
@@ -45,36 +43,27 @@ def _d_table(resolution: int) -> list[tuple[int, int, bool]]:
     return list(zip(ins, outs[1:], downs))
 
 
-@dataclass(frozen=True)
-class DeepBlockSpec:
-    in_channels: int
-    out_channels: int
-    resample: bool  # G: 2x nearest upsample; D: 2x2 average-pool downsample
-    resolution: int  # spatial size at the block's output
-    attention: bool  # a non-local block follows this one
-
-
-def generator_blocks_deep(resolution: int, ch: int, attention: int | None) -> list[DeepBlockSpec]:
+def generator_blocks_deep(resolution: int, ch: int, attention: int | None) -> list[BlockSpec]:
     """G's blocks, two per stage; attention after the second block of the stage that ends at `attention` px."""
     specs, placed = [], False
     for stage in generator_blocks(resolution, ch, None):
         here = attention == stage.resolution and not placed
         placed = placed or here
-        specs.append(DeepBlockSpec(stage.in_channels, stage.in_channels, False, stage.resolution // 2, False))
-        specs.append(DeepBlockSpec(stage.in_channels, stage.out_channels, True, stage.resolution, here))
+        specs.append(BlockSpec(stage.in_channels, stage.in_channels, False, stage.resolution // 2, False))
+        specs.append(BlockSpec(stage.in_channels, stage.out_channels, True, stage.resolution, here))
     _check_placed("G", resolution, attention, placed)
     return specs
 
 
-def discriminator_stages_deep(resolution: int, ch: int, attention: int | None) -> list[list[DeepBlockSpec]]:
+def discriminator_stages_deep(resolution: int, ch: int, attention: int | None) -> list[list[BlockSpec]]:
     """D's stages (after the input conv), two blocks each; attention after the first stage at that size."""
     stages, size, placed = [], resolution, False
     for cin, cout, down in _d_table(resolution):
         size = size // 2 if down else size
         here = attention == size and not placed
         placed = placed or here
-        stages.append([DeepBlockSpec(ch * cin, ch * cout, down, size, False),
-                       DeepBlockSpec(ch * cout, ch * cout, False, size, here)])
+        stages.append([BlockSpec(ch * cin, ch * cout, down, size, False),
+                       BlockSpec(ch * cout, ch * cout, False, size, here)])
     _check_placed("D", resolution, attention, placed)
     return stages
 
@@ -91,5 +80,5 @@ def _check_placed(net: str, resolution: int, attention: int | None, placed: bool
 
 __all__ = [
     "BOTTOM_WIDTH", "CHANNEL_RATIO", "DEFAULT_D_ATTENTION", "DEFAULT_DIM_Z", "DEFAULT_G_ATTENTION", "DEPTH",
-    "DeepBlockSpec", "discriminator_input_channels", "discriminator_stages_deep", "generator_blocks_deep",
+    "BlockSpec", "discriminator_input_channels", "discriminator_stages_deep", "generator_blocks_deep",
 ]
