@@ -2,8 +2,9 @@
 
     python benchmarks/demo_train_time.py --work /tmp/demo-time                 # this checkout
     python benchmarks/demo_train_time.py --work /tmp/demo-time --quality       # + the demo's bar
+    python benchmarks/demo_train_time.py --work /tmp/demo-deep --quality --preset digits32-deep --set train.seed=1
 
-The digits32 preset as the demo trains it (1,000 iterations, global batch 16 over 2 workers
+The digits32 preset (or digits32-deep, --preset) as the demo trains it (1,000 iterations, global batch 16 over 2 workers
 with one thread each, shards read in-process, checkpoints and sample sheets every 250), run by
 this checkout's loop under torch.distributed (gloo), the same
 process group Ray Train's TorchTrainer sets up, without Ray's own start-up (~20-25 s, measured here).
@@ -31,9 +32,11 @@ def _worker(rank: int, world: int, port: int, cfg_json: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
         from biggan.config import ExperimentConfig
+        from biggan.train.allocator import keep_freed_memory
         from biggan.train.context import LocalContext
         from biggan.train.loop import train
 
+        keep_freed_memory()  # as a Ray worker sets it where it starts (biggan.train.allocator)
         cfg = ExperimentConfig.model_validate_json(cfg_json)
         started = time.perf_counter()
         result = train(cfg, LocalContext())
@@ -49,10 +52,14 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True, help="folder for demo data, shards and the run")
     parser.add_argument("--iterations", type=int, default=None, help="default: the preset's (1,000)")
     parser.add_argument("--quality", action="store_true", help="then check the demo's quality bar")
+    parser.add_argument("--preset", default="digits32", choices=["digits32", "digits32-deep"],
+                        help="the demo's preset (biggan demo --preset)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override, e.g. train.seed=1 (repeatable)")
     args = parser.parse_args()
     import biggan
-    from biggan.config import apply_overrides
-    from biggan.presets import digits32
+    from biggan.config import apply_overrides, parse_override
+    from biggan.presets import get_preset
     from biggan.runs import RunStore
 
     work = args.work.resolve()
@@ -61,10 +68,12 @@ def main() -> None:
              "data.train_shards": str(shards / "train"), "data.val_shards": str(shards / "val")}
     if args.iterations is not None:
         pairs["train.iterations"] = args.iterations
-    cfg = apply_overrides(digits32(), pairs)
+    pairs.update(parse_override(text) for text in args.overrides)
+    cfg = apply_overrides(get_preset(args.preset), pairs)
     store = RunStore(cfg.run_uri)
     store.write_options(cfg.model_dump(mode="json"))
-    print(f"biggan from {Path(biggan.__file__).parent}; run {store.uri}", flush=True)
+    print(f"biggan from {Path(biggan.__file__).parent}; {args.preset} {' '.join(args.overrides)}; run {store.uri}",
+          flush=True)
     out = work / "timing"
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

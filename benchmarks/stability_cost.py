@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from variant_rounds import alternate_rounds, device_name, print_table  # noqa: E402
+
 VARIANTS: dict[str, dict] = {
     "off": {},  # the paper's BigGAN: no Section 4 knob, between logging ticks
     "tick": {},  # a logging tick: all singular vectors refreshed, gradient and Frobenius norms per layer
@@ -85,28 +85,12 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker, args.preset, args.iterations, args.warmup, args.threads, args.precision)))
         return
-    times: dict[str, list[float]] = {v: [] for v in args.variants}
-    for r in range(args.rounds):
-        order = args.variants if r % 2 == 0 else args.variants[::-1]  # alternate: no variant always runs first
-        for variant in order:
-            out = subprocess.run([sys.executable, __file__, "--worker", variant, "--preset", args.preset,
-                                  "--iterations", str(args.iterations), "--warmup", str(args.warmup),
-                                  "--threads", str(args.threads), "--precision", args.precision],
-                                 capture_output=True, text=True, check=True)
-            times[variant].append(json.loads(out.stdout.strip().splitlines()[-1])["ms_per_iteration"])
-            print(f"round {r + 1}: {variant} {times[variant][-1]:.1f} ms", file=sys.stderr, flush=True)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else "?"
-    print(f"{args.preset} step, CPU {cpu}, {args.threads} thread(s), {args.precision}, {args.rounds} rounds x "
-          f"{args.iterations} iterations per process (median of the rounds; min-max in brackets)\n")
-    print("| variant | ms per iteration | x off |")
-    print("|---|---|---|")
-    base = statistics.median(times["off"]) if "off" in times else None
-    for variant in args.variants:
-        median = statistics.median(times[variant])
-        ratio = f"{median / base:.2f}" if base else "-"
-        print(f"| {variant} | {median:.1f} [{min(times[variant]):.1f}-{max(times[variant]):.1f}] | {ratio} |")
-
+    times, _ = alternate_rounds(__file__, args.variants, args.rounds,
+                                ["--preset", args.preset, "--iterations", str(args.iterations), "--warmup",
+                                 str(args.warmup), "--threads", str(args.threads), "--precision", args.precision])
+    print(f"{args.preset} step, CPU {device_name()}, {args.threads} thread(s), {args.precision}, {args.rounds} "
+          f"rounds x {args.iterations} iterations per process (median of the rounds; min-max in brackets)\n")
+    print_table(times)
 
 if __name__ == "__main__":
     main()

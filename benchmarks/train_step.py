@@ -23,6 +23,7 @@ import torch
 from biggan.config import apply_overrides
 from biggan.models import discriminator_class, generator_class
 from biggan.presets import get_preset
+from biggan.train.allocator import keep_freed_memory
 from biggan.train.ema import EMA
 from biggan.train.loop import LatentSampler
 from biggan.train.precision import resolve_precision
@@ -61,6 +62,8 @@ def build_step(preset: str, batch: int | None, device: torch.device, overrides: 
 
     rng = torch.Generator(device=device).manual_seed(0)
     sampler = LatentSampler(G.dim_z, cfg.model.num_classes, cfg.model.latent, device)
+    if device.type == "cpu":  # as the launcher sets it where a training process starts (biggan.train.allocator)
+        keep_freed_memory()
     step = TrainStep(G, D, ema, opt_G, opt_D, batches(), sampler, rng, tcfg, micro, device)
     return step, tcfg.batch_size * tcfg.d_steps
 

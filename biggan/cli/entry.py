@@ -21,6 +21,7 @@ from pathlib import Path
 import click
 
 LOG_DIR_ENV = "BIGGAN_LOG_DIR"
+TRAINING_COMMANDS = ("train", "demo", "pipeline", "study")  # the commands that may train in this process
 
 
 def log_path(command: str) -> Path:
@@ -80,6 +81,13 @@ def run() -> None:
         os.environ["BIGGAN_DEBUG"] = "1"
     if os.environ.get("BIGGAN_NO_REAPER") != "1":
         reaper.start()
+    if command in TRAINING_COMMANDS:
+        # Process-wide malloc thresholds, set here in the main thread before any flow starts its task
+        # threads (biggan.train.allocator: glibc would unmap every freed activation; the step's time and
+        # memory figures are measured with them). Commands that do not train keep glibc's defaults.
+        from biggan.train.allocator import keep_freed_memory
+
+        keep_freed_memory()
     try:
         main.main(args=argv, prog_name="biggan", standalone_mode=False)
     except click.exceptions.Abort:

@@ -7,12 +7,17 @@ biggan.export.run). Every error a user can cause is one line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from biggan.cli.common import echo_json, main, open_run, run_options, store_option
 from biggan.presets import PRESETS
+
+if TYPE_CHECKING:  # the CLI imports the interop package only when a command runs
+    from biggan.interop.run_store import ImportedRunWritten
 
 
 @main.group("import")
@@ -35,18 +40,10 @@ def import_group() -> None:
 def import_bigganpytorch_command(weights: Path, name: str | None, store: str, preset: str | None,
                                  shards: str | None, suffix: str | None) -> None:
     """BigGAN-PyTorch weights -> a finished run (options.json, one checkpoint, marked for evaluation)."""
-    from biggan.config import ConfigError
-    from biggan.interop import InteropError
     from biggan.interop.run_store import write_imported_run
 
-    try:
-        written = write_imported_run(weights, store, name=name, preset=preset, shards=shards, suffix=suffix)
-    except (InteropError, ConfigError) as err:
-        raise click.ClickException(str(err)) from None
-    cfg = written.config
-    echo_json({"run": written.run.uri, "name": written.run.name, "checkpoint": written.checkpoint.uri,
-               "iteration": written.checkpoint.iteration, "model": cfg.model.model_dump(mode="json"),
-               "train_shards": cfg.data.train_shards, "notes": written.notes})
+    _import_and_report(lambda: write_imported_run(weights, store, name=name, preset=preset, shards=shards,
+                                                  suffix=suffix))
 
 
 @import_group.command("pretrained-biggan")
@@ -61,12 +58,18 @@ def import_bigganpytorch_command(weights: Path, name: str | None, store: str, pr
 def import_pretrained_command(weights: Path, name: str | None, store: str, shards: str | None) -> None:
     """TF-Hub's BigGAN-deep G -> a finished run whose G and G_ema sample as the released model does, with its
     BN statistics stored per truncation value (no D was released: a fresh one, trained by --init-from runs)."""
-    from biggan.config import ConfigError
-    from biggan.interop import InteropError
     from biggan.interop.pretrained_store import write_pretrained_run
 
+    _import_and_report(lambda: write_pretrained_run(weights, store, name=name, shards=shards))
+
+
+def _import_and_report(write: Callable[[], ImportedRunWritten]) -> None:
+    """Both imports: run the write, print the new run as JSON; an error a user can cause is one line."""
+    from biggan.config import ConfigError
+    from biggan.interop import InteropError
+
     try:
-        written = write_pretrained_run(weights, store, name=name, shards=shards)
+        written = write()
     except (InteropError, ConfigError) as err:
         raise click.ClickException(str(err)) from None
     cfg = written.config

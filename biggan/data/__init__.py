@@ -5,6 +5,7 @@ preprocess.py decode to 8-bit RGB, centre square crop, area resize (Appendix C),
 shard.py      plan_shards / write_shard / finalize_dataset (idempotent, resumable) and shard_dataset
 info.py       DatasetInfo (OUT/dataset.json)
 loader.py     train_loader (infinite, rank-split, multi-label draws) and eval_loader (every sample once)
+samples.py    a tar's samples through the storage layer, one sample parsed and checked, images to a batch
 demo.py       the embedded digits demo data
 progress.py   images done, rate and ETA
 """

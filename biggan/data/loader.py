@@ -1,115 +1,26 @@
 """WebDataset pipelines over a shard set: an infinite, shuffled, rank-split training stream and a
-deterministic evaluation pass that yields every sample exactly once."""
+deterministic evaluation pass that yields every sample exactly once. Reading a tar's samples and
+parsing one sample is biggan.data.samples."""
 
 from __future__ import annotations
 
 import logging
 import random
-import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
-from torchvision.io import ImageReadMode, decode_image
-from webdataset.tariterators import group_by_keys, tar_file_iterator
 
 from biggan.data.info import load_dataset_info
+from biggan.data.samples import batch_tensor, open_shards, parse_sample, png_intact, sample_labels
 from biggan.data.verify import Policy, stream_handler, usable_shards
 from biggan.errors import DamagedShard
 from biggan.storage import Location
 
 log = logging.getLogger("biggan.data")
-
-
-def _parse_sample(sample: dict, image_key: str) -> tuple[torch.Tensor, list[int], str]:
-    """(image, labels, source key) of a sample; a sample that does not parse (image bytes that
-    do not decode, labels that are not integers, a missing member) is a damaged shard, named."""
-    try:
-        labels = _labels(sample)
-        if not labels:
-            raise ValueError("no label")
-        data = sample[image_key]
-        if image_key == "png" and not png_intact(data):
-            raise ValueError("its PNG bytes do not match their checksums")
-        return _decode_rgb(data), labels, sample["src"].decode()
-    except (RuntimeError, KeyError, ValueError, AttributeError) as err:
-        raise DamagedShard(f"shard {sample.get('__url__', '?')} does not read: sample {sample.get('__key__', '?')} "
-                           f"is damaged ({type(err).__name__}: {err})") from None
-
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def png_intact(data: bytes) -> bool:
-    """Every chunk of a PNG present and matching its CRC32, up to IEND.
-
-    torchvision's PNG decoder tells libpng to ignore CRC errors, and a garbled PNG then crashed
-    the process (a segmentation fault, seen with one flipped byte). Checking the CRCs first
-    (zlib's crc32, C speed) turns that into a damaged-shard error naming the tar."""
-    if not data.startswith(_PNG_SIGNATURE):
-        return False
-    view, pos = memoryview(data), len(_PNG_SIGNATURE)
-    while pos + 12 <= len(data):
-        length = int.from_bytes(view[pos:pos + 4], "big")
-        end = pos + 12 + length
-        if end > len(data) or zlib.crc32(view[pos + 4:pos + 8 + length]) != int.from_bytes(view[end - 4:end], "big"):
-            return False
-        if view[pos + 4:pos + 8] == b"IEND":
-            return True
-        pos = end
-    return False
-
-
-def _decode_rgb(data: bytes) -> torch.Tensor:
-    """Stored samples are already 8-bit RGB at the final size: decode only, to 3xHxW uint8.
-
-    torchvision's libpng/libjpeg decoder writes the CHW tensor directly; it measured about 2x
-    faster than PIL + numpy on 128 px PNGs here (benchmarks/data.py), and decoding is the
-    loader's main per-sample cost. bytearray: torch wants a writable buffer.
-    """
-    return decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB)
-
-
-def _labels(sample: dict) -> list[int]:
-    return [int(tok) for tok in sample["cls"].split()]
-
-
-def _to_tensor(images: list[torch.Tensor], as_uint8: bool) -> torch.Tensor:
-    batch = torch.stack(images)  # B,3,H,W uint8
-    if as_uint8:
-        return batch
-    return batch.float().div_(127.5).sub_(1.0)  # [0, 255] -> [-1, 1], G's output range
-
-
-def open_shards(shards: Iterable[Location], handler: Callable[[Exception], bool] = wds.reraise_exception,
-                expected: dict[str, int] | None = None) -> Iterator[dict]:
-    """Samples (dicts of member bytes by extension, `__url__` = the tar) of tars read through the
-    storage layer, so a shard set on an object store streams exactly like a local one.
-
-    Each tar is counted against `expected` (name -> dataset.json's num_samples): Python's
-    tarfile stops silently at a garbled header after the first member, so a tar that ends
-    early is reported to `handler` as damaged instead of quietly losing its other samples.
-    """
-    for shard in shards:
-        try:
-            count = 0
-            with shard.open_input() as stream:
-                files = tar_file_iterator(stream, handler=handler)
-                for sample in group_by_keys((dict(f, __url__=shard.uri) for f in files), handler=handler):
-                    count += 1
-                    yield sample
-            want = (expected or {}).get(shard.name)
-            if want is not None and count != want:
-                raise DamagedShard(f"shard {shard.uri} does not read: it ends after {count} of its {want} samples")
-        except Exception as exn:
-            if isinstance(exn, DamagedShard) and handler is wds.reraise_exception:
-                raise
-            exn.args = exn.args + (shard.uri,)
-            if not handler(exn):
-                return
 
 
 def shards_for(shards: list[Location], rank: int, world_size: int) -> list[Location]:
@@ -188,14 +99,14 @@ class TrainStream(IterableDataset):
                 yield from order
 
         def decode(sample: dict) -> tuple[torch.Tensor, int]:
-            image, labels, _src = _parse_sample(sample, "png" if "png" in sample else "jpg")
+            image, labels, _src = parse_sample(sample, "png" if "png" in sample else "jpg")
             # Section 5.2: a multi-label image gets one of its labels uniformly at random, drawn
             # again every time the image is drawn.
             return image, rng.choice(labels)
 
         def collate(samples: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
             images, labels = zip(*samples)
-            return _to_tensor(list(images), as_uint8=False), torch.tensor(labels, dtype=torch.int64)
+            return batch_tensor(list(images), as_uint8=False), torch.tensor(labels, dtype=torch.int64)
 
         return wds.DataPipeline(
             lambda: open_shards(shard_order(), handler=handler, expected=self.expected),
@@ -216,7 +127,7 @@ def _pass_over(samples: Iterator[dict], count: int, rng: random.Random,
             yield sample
             continue
         try:
-            labels = _labels(sample)
+            labels = sample_labels(sample)
             key = "png" if "png" in sample else "jpg"
             if not labels or "src" not in sample or key not in sample or (key == "png" and not png_intact(sample[key])):
                 raise DamagedShard(f"shard {sample.get('__url__', '?')} does not read: sample "
@@ -317,12 +228,12 @@ def eval_loader(shard_dir: str | Path | Location, batch_size: int, as_uint8: boo
     keys: list[str] = []
     image_key = info.format
     for sample in pipeline:
-        image, sample_labels, src = _parse_sample(sample, image_key)
+        image, sample_labels, src = parse_sample(sample, image_key)
         images.append(image)
         labels.append(sample_labels[0])
         keys.append(src)
         if len(images) == batch_size:
-            yield _to_tensor(images, as_uint8), torch.tensor(labels, dtype=torch.int64), keys
+            yield batch_tensor(images, as_uint8), torch.tensor(labels, dtype=torch.int64), keys
             images, labels, keys = [], [], []
     if images:
-        yield _to_tensor(images, as_uint8), torch.tensor(labels, dtype=torch.int64), keys
+        yield batch_tensor(images, as_uint8), torch.tensor(labels, dtype=torch.int64), keys

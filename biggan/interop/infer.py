@@ -56,12 +56,6 @@ def infer_model_config(
         raise UnsupportedCheckpointError(f"G's z chunks differ: linear takes {linear_in}, BN {z_chunk}")
     dim_z = linear_in * (len(g_unit) + 1) if hier else linear_in
 
-    svs = {net: _count_svs(sd) for net, sd in (("G", G_sd), ("D", D_sd))}
-    if svs["G"] != svs["D"]:
-        raise UnsupportedCheckpointError(
-            f"G tracks {svs['G']} singular values and D {svs['D']} (num_G_SVs != num_D_SVs); "
-            "our models track the same number in both")
-
     cfg = ModelConfig(
         resolution=resolution,
         num_classes=num_classes,
@@ -71,12 +65,9 @@ def infer_model_config(
         shared_dim=shared_dim,
         shared=shared,
         hier=hier,
-        g_attention=_attention(G_sd, [s.resolution for s in g_unit], "G"),
-        d_attention=_attention(D_sd, [s.resolution for s in d_unit], "D"),
-        sn_eps=float(tc.value(their_config, "SN_eps")),
-        bn_eps=float(tc.value(their_config, "BN_eps")),
-        sn_power_iterations=int(tc.value(their_config, "num_G_SV_itrs")),
-        sn_tracked_svs=svs["G"],
+        g_attention=attention_at(G_sd, [s.resolution for s in g_unit], "G"),
+        d_attention=attention_at(D_sd, [s.resolution for s in d_unit], "D"),
+        **numerics(G_sd, D_sd, their_config),
     )
     _check_against_config(cfg, their_config)
     return cfg
@@ -112,9 +103,27 @@ def _count_svs(sd: dict[str, Tensor]) -> int:
     return sum(1 for k in sd if re.match(r"^linear\.u\d+$", k))
 
 
-def _attention(sd: dict[str, Tensor], sizes: list[int], net: str) -> int | None:
-    """Resolution of the one non-local block (`blocks.{i}.1.*`), None without one."""
-    found = sorted({int(k.split(".")[1]) for k in sd if re.match(r"^blocks\.\d+\.1\.", k)})
+def numerics(G_sd: dict[str, Tensor], D_sd: dict[str, Tensor], their_config: dict[str, Any] | None) -> dict[str, Any]:
+    """The ModelConfig fields shapes cannot show, BigGAN's and BigGAN-deep's alike: epsilons and power
+    iterations from their config, the number of tracked singular values from the SN buffers."""
+    svs = {net: _count_svs(sd) for net, sd in (("G", G_sd), ("D", D_sd))}
+    if svs["G"] != svs["D"]:
+        raise UnsupportedCheckpointError(
+            f"G tracks {svs['G']} singular values and D {svs['D']} (num_G_SVs != num_D_SVs); "
+            "our models track the same number in both")
+    return {
+        "sn_eps": float(tc.value(their_config, "SN_eps")),
+        "bn_eps": float(tc.value(their_config, "BN_eps")),
+        "sn_power_iterations": int(tc.value(their_config, "num_G_SV_itrs")),
+        "sn_tracked_svs": svs["G"],
+    }
+
+
+def attention_at(sd: dict[str, Tensor], sizes: list[int], net: str,
+                 pattern: str = r"^blocks\.(\d+)\.1\.") -> int | None:
+    """Resolution of the one non-local block, None without one. `pattern` finds it and its group is the
+    index into `sizes`: BigGAN's `blocks.{i}.1.*` by default, BigGAN-deep's G the same, its D `.2`."""
+    found = sorted({int(m.group(1)) for k in sd if (m := re.match(pattern, k))})
     if not found:
         return None
     if len(found) > 1:
@@ -122,7 +131,7 @@ def _attention(sd: dict[str, Tensor], sizes: list[int], net: str) -> int | None:
             f"{net} has non-local blocks after blocks {found}; ours have at most one")
     size = sizes[found[0]]
     if sizes.index(size) != found[0]:
-        # Ours places it after the FIRST block of that size (biggan.models.arch).
+        # Ours places it after the FIRST block (BigGAN-deep's D: stage) of that size (biggan.models.arch).
         raise UnsupportedCheckpointError(
             f"{net}'s non-local block follows block {found[0]}, not the first block at {size} px")
     return size

@@ -17,7 +17,7 @@ from torch import Tensor
 from biggan.config import ModelConfig
 from biggan.interop import their_config as tc
 from biggan.interop.errors import UnsupportedCheckpointError
-from biggan.interop.infer import _check_against_config, _count_svs, _multiple, _shape
+from biggan.interop.infer import _check_against_config, _multiple, _shape, attention_at, numerics
 from biggan.models.deep_arch import (
     DEPTH,
     discriminator_input_channels,
@@ -71,12 +71,6 @@ def infer_deep_config(
     rgb = _shape(G_sd, "output_layer.2.weight", "G")[0]
     if rgb != 3:
         raise UnsupportedCheckpointError(f"G's output conv makes {rgb} channels, BigGAN-PyTorch's makes 3")
-    svs = {net: _count_svs(sd) for net, sd in (("G", G_sd), ("D", D_sd))}
-    if svs["G"] != svs["D"]:
-        raise UnsupportedCheckpointError(
-            f"G tracks {svs['G']} singular values and D {svs['D']} (num_G_SVs != num_D_SVs); "
-            "our models track the same number in both")
-
     cfg = ModelConfig(
         arch="deep",
         resolution=resolution,
@@ -85,12 +79,9 @@ def infer_deep_config(
         d_ch=None if d_ch == ch else d_ch,
         dim_z=cond - shared_dim,
         shared_dim=shared_dim,
-        g_attention=_attention(G_sd, r"^blocks\.(\d+)\.1\.", [s.resolution for s in g_specs], "G"),
-        d_attention=_attention(D_sd, r"^blocks\.(\d+)\.2\.", [s[-1].resolution for s in d_stages], "D"),
-        sn_eps=float(tc.value(their_config, "SN_eps")),
-        bn_eps=float(tc.value(their_config, "BN_eps")),
-        sn_power_iterations=int(tc.value(their_config, "num_G_SV_itrs")),
-        sn_tracked_svs=svs["G"],
+        g_attention=attention_at(G_sd, [s.resolution for s in g_specs], "G"),
+        d_attention=attention_at(D_sd, [s[-1].resolution for s in d_stages], "D", r"^blocks\.(\d+)\.2\."),
+        **numerics(G_sd, D_sd, their_config),
     )
     _check_against_config(cfg, their_config)
     return cfg
@@ -98,16 +89,3 @@ def infer_deep_config(
 
 def _count(sd: dict[str, Tensor], pattern: str) -> int:
     return len({re.match(pattern, k).group(1) for k in sd if re.match(pattern, k)})  # type: ignore[union-attr]
-
-
-def _attention(sd: dict[str, Tensor], pattern: str, sizes: list[int], net: str) -> int | None:
-    """Resolution of the one non-local block, None without one (ours follow the first at that size)."""
-    found = sorted({int(re.match(pattern, k).group(1)) for k in sd if re.match(pattern, k)})  # type: ignore[union-attr]
-    if not found:
-        return None
-    if len(found) > 1:
-        raise UnsupportedCheckpointError(f"{net} has non-local blocks after {found}; ours have at most one")
-    size = sizes[found[0]]
-    if sizes.index(size) != found[0]:  # ours follows the first block (G) or stage (D) ending at that size
-        raise UnsupportedCheckpointError(f"{net}'s non-local block follows block {found[0]}, not where ours puts it")
-    return size

@@ -93,6 +93,12 @@ def discriminator_blocks(resolution: int, ch: int, attention: int | None) -> lis
     return specs
 
 
+def discriminator_table(resolution: int) -> tuple[list[int], list[int], list[bool]]:
+    """D's per-block tables as multiples of ch: input widths after the RGB block, output widths
+    (the RGB block's first), downsampling flags (BigGAN-PyTorch's `D_arch`; BigGAN-deep derives its own)."""
+    return list(_D_IN[resolution]), list(_D_OUT[resolution]), list(_D_DOWN[resolution])
+
+
 def _check_attention_placed(net: str, resolution: int, attention: int | None, placed: bool) -> None:
     if attention is not None and not placed:
         raise ValueError(f"{net} at {resolution} px has no block at {attention} px for the non-local block")

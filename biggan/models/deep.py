@@ -34,9 +34,9 @@ from biggan.models.deep_arch import (
     generator_blocks_deep,
 )
 from biggan.models.deep_blocks import DeepDBlock, DeepGBlock
+from biggan.models.discriminator import projection_head
 from biggan.models.init import orthogonal_init_
 from biggan.models.layers import ConditionalBNFactory, HeadDropout, sn_factory
-from biggan.models.precision import at_least_fp32
 from biggan.models.truncation_stats import TruncationStatistics
 
 
@@ -127,10 +127,4 @@ class DeepDiscriminator(nn.Module):
         for stage in self.blocks:
             for layer in stage:
                 h = layer(h)
-        # BigGAN's head (biggan.models.discriminator): global sum pooling, head dropout and the
-        # projection term, in fp32 even under bf16 autocast.
-        with torch.autocast(device_type=h.device.type, enabled=False):
-            h = torch.sum(at_least_fp32(F.relu(h, inplace=True)), dim=(2, 3))
-            h = self.head_dropout(h)  # identity unless train.d_dropout_keep < 1 (training only)
-            out = self.linear(h).squeeze(1)
-            return out + torch.sum(self.embed(y) * h, dim=1)
+        return projection_head(h, y, self.head_dropout, self.linear, self.embed)  # BigGAN's head

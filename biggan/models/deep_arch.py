@@ -19,9 +19,8 @@ put it at half resolution, as the BigGAN ones do.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from biggan.models.arch import BOTTOM_WIDTH, generator_blocks
+from biggan.models.arch import BOTTOM_WIDTH, BlockSpec, discriminator_table, generator_blocks
+from biggan.models.arch import DEFAULT_D_ATTENTION as BIGGAN_D_ATTENTION
 
 DEPTH = 2  # blocks per resolution (Appendix B; BigGAN-PyTorch's G_depth = D_depth = 2)
 CHANNEL_RATIO = 4  # bottleneck: the 3x3 convs run at a quarter of the block's input (G) / output (D) width
@@ -29,69 +28,49 @@ CHANNEL_RATIO = 4  # bottleneck: the 3x3 convs run at a quarter of the block's i
 # Appendix B: BigGAN-deep uses a 128-d z at every resolution (TF-Hub's modules: z_dim 128).
 DEFAULT_DIM_Z = {32: 128, 64: 128, 128: 128, 256: 128, 512: 128}
 DEFAULT_G_ATTENTION = {32: 16, 64: 32, 128: 64, 256: 64, 512: 64}
-DEFAULT_D_ATTENTION = {32: 16, 64: 32, 128: 64, 256: 64, 512: 64}
-
-# D: (input width, output width, downsample) per stage, as multiples of ch.
-_D_IN = {
-    32: [4, 4, 4],
-    64: [1, 2, 4, 8],
-    128: [1, 2, 4, 8, 16],
-    256: [1, 2, 4, 8, 8, 16],
-    512: [1, 1, 2, 4, 8, 8, 16],
-}
-_D_OUT = {
-    32: [4, 4, 4],
-    64: [2, 4, 8, 16],
-    128: [2, 4, 8, 16, 16],
-    256: [2, 4, 8, 8, 16, 16],
-    512: [1, 2, 4, 8, 8, 16, 16],
-}
-_D_DOWN = {
-    32: [True, True, False],
-    64: [True] * 4,
-    128: [True] * 5,
-    256: [True] * 6,
-    512: [True] * 7,
-}
+# D's non-local block sits where BigGAN's does (64 x 64 at 128-512 px, Tables 4b-6b and Appendix B).
+DEFAULT_D_ATTENTION = BIGGAN_D_ATTENTION
 
 
-@dataclass(frozen=True)
-class DeepBlockSpec:
-    in_channels: int
-    out_channels: int
-    resample: bool  # G: 2x nearest upsample; D: 2x2 average-pool downsample
-    resolution: int  # spatial size at the block's output
-    attention: bool  # a non-local block follows this one
+def _d_table(resolution: int) -> list[tuple[int, int, bool]]:
+    """D's (input width, output width, downsample) per stage, as multiples of ch.
+
+    BigGAN-PyTorch's `BigGANdeep.D_arch` is BigGAN's `D_arch` without the RGB block: the same input
+    widths (the input conv makes the first), the output widths from the second block on, and the same
+    downsampling flags in the same order (BigGAN's first block downsamples, so does the first stage here).
+    """
+    ins, outs, downs = discriminator_table(resolution)
+    return list(zip(ins, outs[1:], downs))
 
 
-def generator_blocks_deep(resolution: int, ch: int, attention: int | None) -> list[DeepBlockSpec]:
+def generator_blocks_deep(resolution: int, ch: int, attention: int | None) -> list[BlockSpec]:
     """G's blocks, two per stage; attention after the second block of the stage that ends at `attention` px."""
     specs, placed = [], False
     for stage in generator_blocks(resolution, ch, None):
         here = attention == stage.resolution and not placed
         placed = placed or here
-        specs.append(DeepBlockSpec(stage.in_channels, stage.in_channels, False, stage.resolution // 2, False))
-        specs.append(DeepBlockSpec(stage.in_channels, stage.out_channels, True, stage.resolution, here))
+        specs.append(BlockSpec(stage.in_channels, stage.in_channels, False, stage.resolution // 2, False))
+        specs.append(BlockSpec(stage.in_channels, stage.out_channels, True, stage.resolution, here))
     _check_placed("G", resolution, attention, placed)
     return specs
 
 
-def discriminator_stages_deep(resolution: int, ch: int, attention: int | None) -> list[list[DeepBlockSpec]]:
+def discriminator_stages_deep(resolution: int, ch: int, attention: int | None) -> list[list[BlockSpec]]:
     """D's stages (after the input conv), two blocks each; attention after the first stage at that size."""
     stages, size, placed = [], resolution, False
-    for cin, cout, down in zip(_D_IN[resolution], _D_OUT[resolution], _D_DOWN[resolution]):
+    for cin, cout, down in _d_table(resolution):
         size = size // 2 if down else size
         here = attention == size and not placed
         placed = placed or here
-        stages.append([DeepBlockSpec(ch * cin, ch * cout, down, size, False),
-                       DeepBlockSpec(ch * cout, ch * cout, False, size, here)])
+        stages.append([BlockSpec(ch * cin, ch * cout, down, size, False),
+                       BlockSpec(ch * cout, ch * cout, False, size, here)])
     _check_placed("D", resolution, attention, placed)
     return stages
 
 
 def discriminator_input_channels(resolution: int, ch: int) -> int:
     """Width of D's 3x3 input conv (BigGAN-PyTorch's `input_conv`)."""
-    return ch * _D_IN[resolution][0]
+    return ch * _d_table(resolution)[0][0]
 
 
 def _check_placed(net: str, resolution: int, attention: int | None, placed: bool) -> None:
@@ -101,5 +80,5 @@ def _check_placed(net: str, resolution: int, attention: int | None, placed: bool
 
 __all__ = [
     "BOTTOM_WIDTH", "CHANNEL_RATIO", "DEFAULT_D_ATTENTION", "DEFAULT_DIM_Z", "DEFAULT_G_ATTENTION", "DEPTH",
-    "DeepBlockSpec", "discriminator_input_channels", "discriminator_stages_deep", "generator_blocks_deep",
+    "BlockSpec", "discriminator_input_channels", "discriminator_stages_deep", "generator_blocks_deep",
 ]

@@ -51,10 +51,16 @@ class Discriminator(nn.Module):
         for stage in self.blocks:
             for layer in stage:
                 h = layer(h)
-        # The output head in fp32 even under bf16 autocast: its logits go straight into the
-        # hinge loss, and a sum over up to 16 x 16 positions would round at 3 digits in bf16.
-        with torch.autocast(device_type=h.device.type, enabled=False):
-            h = torch.sum(at_least_fp32(F.relu(h, inplace=True)), dim=(2, 3))  # global sum pooling (Table 4b)
-            h = self.head_dropout(h)  # identity unless train.d_dropout_keep < 1 (training only)
-            out = self.linear(h).squeeze(1)
-            return out + torch.sum(self.embed(y) * h, dim=1)  # projection term
+        return projection_head(h, y, self.head_dropout, self.linear, self.embed)
+
+
+def projection_head(h: Tensor, y: Tensor, dropout: HeadDropout, linear: nn.Module, embed: nn.Module) -> Tensor:
+    """D's output from its last feature map, BigGAN's and BigGAN-deep's alike (projection D): ReLU, global
+    sum pooling, head dropout, the linear output plus the projection term <embed(y), h>."""
+    # In fp32 even under bf16 autocast: the logits go straight into the hinge loss, and a sum
+    # over up to 16 x 16 positions would round at 3 digits in bf16.
+    with torch.autocast(device_type=h.device.type, enabled=False):
+        h = torch.sum(at_least_fp32(F.relu(h, inplace=True)), dim=(2, 3))  # global sum pooling (Table 4b)
+        h = dropout(h)  # identity unless train.d_dropout_keep < 1 (training only)
+        out = linear(h).squeeze(1)
+        return out + torch.sum(embed(y) * h, dim=1)  # projection term

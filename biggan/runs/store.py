@@ -10,7 +10,7 @@ writes it. A run lives at a local path or a storage URI (`<store>/<name>`):
     spectra.png             sigma_0 of every layer over iterations, onset and rollbacks marked (Figure 3)
     checkpoint_<it:08d>/    state.pt + meta.json + manifest.json (see biggan.runs.checkpoints)
     evaluate.json           the checkpoint to evaluate (the newest at or before the last healthy record
-                            of a collapsed run, with its onset; else the newest)
+                            of a collapsed run, with its onset; else the newest: biggan.runs.evaluation_mark)
     samples/iter_<it>.png   progress sheets of EMA G with standing statistics
     metric-<name>.jsonl     one record per evaluated checkpoint and metric (+ metrics_history.png)
     tensorboard/train/ eval/   TensorBoard event files: stats, sheets; evaluation figures (biggan.runs.tensorboard)
@@ -28,12 +28,15 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from biggan.errors import UserError
 from biggan.runs import checkpoints as ckpt
 from biggan.runs.checkpoints import CheckpointDamaged, CheckpointInfo
+from biggan.runs.errors import NoCheckpointBeforeCollapse as NoCheckpointBeforeCollapse  # lived here: re-exported
+from biggan.runs.errors import RunNotFound
+from biggan.runs.evaluation_mark import EVALUATE_FILE as EVALUATE_FILE  # lived here: re-exported
+from biggan.runs.evaluation_mark import STOPPED_BY_RULE as STOPPED_BY_RULE  # lived here: re-exported
+from biggan.runs.evaluation_mark import EvaluationChoice, EvaluationMark
 from biggan.runs.evaluations import RunEvaluations
 from biggan.runs.history import ROLLBACK, OptionsHistory
 from biggan.runs.jsonl import JsonLines
@@ -44,34 +47,14 @@ from biggan.storage import Location, location
 OPTIONS_FILE = "options.json"
 STATUS_FILE = "status.json"
 STATS_FILE = "stats.jsonl"
-EVALUATE_FILE = "evaluate.json"
 HISTORY_PLOT = "metrics_history.png"
 SAMPLES_DIR = "samples"
 RAY_DIR = "ray"
 IMPORTED_FILE = "imported.json"
 INIT_FILE = "init_from.json"
 STATES = ("running", "finished", "collapsed", "stopped", "failed")
-STOPPED_BY_RULE = ("collapsed", "stopped")  # states the collapse and dead-D rules end a run in
 
 log = logging.getLogger("biggan.runs")
-
-
-class RunNotFound(UserError, FileNotFoundError):
-    """No run at a location (one line for the user)."""
-
-
-class NoCheckpointBeforeCollapse(RunNotFound):
-    """A collapsed (or stopped) run saved no intact checkpoint before the collapse began: there
-    is nothing it may be scored or started from (one line for the user)."""
-
-
-@dataclass
-class EvaluationChoice:
-    """The checkpoint a run hands to evaluation, and what was wrong on the way to it."""
-
-    info: CheckpointInfo | None  # the checkpoint to evaluate; None: there is none (`error` says why)
-    problems: list[str] = field(default_factory=list)  # the marked checkpoint damaged or missing (one line each)
-    error: RunNotFound | None = None  # why there is none
 
 
 class RunStore:
@@ -82,6 +65,7 @@ class RunStore:
         self.stats = JsonLines(self.location / STATS_FILE)  # training stats (rank 0 writes)
         self.evaluations = RunEvaluations(self.location)  # metric histories, leases, the watch
         self.history = OptionsHistory(self.location)  # rollbacks and the stats they abandoned
+        self.mark = EvaluationMark(self.location, self.read_status)  # evaluate.json: the checkpoint to evaluate
         self._said_no_best = False  # the "no FID yet: keeping the newest" line was logged
 
     @property
@@ -211,88 +195,28 @@ class RunStore:
         best = self.evaluations.best_fid([info.name for info in found])
         return next((info for info in found if info.name == best), None) if best is not None else None
 
-    # ------------------------------------------------------------------ the evaluation mark
+    # ------------------------------------------------------------------ the evaluation mark (evaluation_mark.py)
 
     def mark_for_evaluation(self, info: CheckpointInfo | None, reason: str, onset: int | None = None,
                             last_healthy: int | None = None) -> None:
-        """evaluate.json. A run the collapse or dead-D rule stopped also records `onset` (the
-        iteration of the first tripping record of the streak that stopped it) and `last_healthy`
-        (the last record that tripped nothing): no checkpoint after `last_healthy` is ever evaluated."""
-        mark: dict[str, Any] = {"checkpoint": None if info is None else info.name, "reason": reason}
-        if onset is not None:
-            mark.update({"collapse_onset": int(onset),
-                         "last_healthy": None if last_healthy is None else int(last_healthy)})
-        (self.location / EVALUATE_FILE).write_json(mark, indent=2)
+        """evaluate.json (EvaluationMark.write: a stopped run's onset and last healthy record too)."""
+        self.mark.write(info, reason, onset, last_healthy)
 
     def evaluation_mark(self) -> dict[str, Any]:
         """evaluate.json as written ({} when there is none or it does not parse)."""
-        try:
-            mark = (self.location / EVALUATE_FILE).read_json()
-        except (FileNotFoundError, OSError, ValueError):
-            return {}
-        return mark if isinstance(mark, dict) else {}
+        return self.mark.read()
 
     def marked_checkpoint_name(self) -> str | None:
-        return self.evaluation_mark().get("checkpoint")
+        return self.mark.checkpoint_name()
 
     def evaluation_choice(self) -> EvaluationChoice:
         """The checkpoint to evaluate and the problems met choosing it (see checkpoint_to_evaluate)."""
-        mark = self.evaluation_mark()
-        marked = mark.get("checkpoint")
-        scanned = ckpt.scan_checkpoints(self.location)
-        bound = self._healthy_bound(mark, scanned)
-        found = [info for info in scanned if info.problem is None and (bound is None or info.iteration <= bound)]
-        problems = []
-        if marked:
-            match = [info for info in found if info.name == marked]
-            if match:
-                return EvaluationChoice(match[0])
-            damaged = [info for info in scanned if info.name == marked]
-            problems.append(f"{damaged[0].problem}: the checkpoint marked for evaluation is damaged" if damaged
-                            else f"{self.uri}/{marked} (marked for evaluation) is missing")
-        if found:
-            return EvaluationChoice(found[-1], problems)
-        error = (RunNotFound(f"no intact checkpoint in {self.uri}") if bound is None
-                 else NoCheckpointBeforeCollapse(self._nothing_before_collapse(mark, bound)))
-        return EvaluationChoice(None, problems, error)
+        return self.mark.choice()
 
     def checkpoint_to_evaluate(self) -> CheckpointInfo:
-        """The checkpoint the run marked, else the newest intact one. A run the collapse (or
-        dead-D) rule stopped is scored from the newest intact checkpoint at or before its last
-        healthy record (Section 4: "the last checkpoint saved before" the collapse), also when the
-        marked one is damaged or missing (a warning says so), never from one saved after that;
-        when none was saved before, NoCheckpointBeforeCollapse says so in one line."""
-        choice = self.evaluation_choice()
-        using = f"using {choice.info.name}" if choice.info is not None else "no other checkpoint qualifies"
-        for problem in choice.problems:
-            log.warning("%s; %s", problem, using)
-        if choice.info is None:
-            raise choice.error
-        return choice.info
-
-    def _healthy_bound(self, mark: dict[str, Any], scanned: list[CheckpointInfo]) -> int | None:
-        """The newest iteration a checkpoint to evaluate may have; None: any (no rule stopped the run)."""
-        if mark.get("collapse_onset") is not None:
-            healthy = mark.get("last_healthy")
-            return int(healthy) if healthy is not None else 0
-        if mark and (self.read_status() or {}).get("state") in STOPPED_BY_RULE:
-            # A mark written before onsets were recorded: the checkpoint it names (if any) preceded
-            # the collapse; checkpoints after it may not.
-            marked = mark.get("checkpoint")
-            if not marked:
-                return 0
-            named = [info.iteration for info in scanned if info.name == marked]
-            return named[0] if named else (ckpt.iteration_of(marked) or 0)
-        return None
-
-    def _nothing_before_collapse(self, mark: dict[str, Any], bound: int) -> str:
-        reason = str(mark.get("reason") or "stopped by the collapse rule")
-        onset = mark.get("collapse_onset")
-        what = "its discriminator died" if reason.startswith("dead") else "it collapsed"
-        where = f"{what} at iteration {onset}" if onset is not None else f"it was stopped ({reason})"
-        healthy = f", its last healthy record at iteration {bound}" if bound > 0 else ""
-        return (f"run {self.uri}: {where} and no intact checkpoint was saved before{healthy}, so there is "
-                f"none to evaluate or start from (a smaller train.checkpoint_every keeps one)")
+        """The checkpoint the run marked, else the newest intact one; never one saved after a
+        collapse began (EvaluationMark.checkpoint_to_evaluate: the rule, and its one-line error)."""
+        return self.mark.checkpoint_to_evaluate()
 
     # ------------------------------------------------------------------ rollbacks
 

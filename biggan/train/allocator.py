@@ -5,8 +5,13 @@ with a fresh mmap and unmaps it on free, so each large activation of every phase
 page-faulted in and zeroed by the kernel again: at ch 32, batch 64 that was a quarter of a
 training step's CPU time, in the kernel (docs/performance.md). Raising the mmap and trim
 thresholds lets freed blocks be reused from the heap, as the caching allocators of GPU
-frameworks do. Process-wide and idempotent: the training step on CPU applies it; a no-op
-where the C library is not glibc.
+frameworks do. A no-op where the C library is not glibc.
+
+Process-wide state, so it is set once where a process that trains on CPU starts, never by the
+training step (which any thread may build): a Ray worker's entry, `launch_training`'s in-process
+path, the `biggan` command's entry for the commands that train, and the step benchmarks. The
+step's time and memory figures (docs/performance.md) are measured with it in effect. Idempotent:
+setting the same thresholds again changes nothing.
 """
 
 from __future__ import annotations

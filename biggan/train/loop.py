@@ -4,7 +4,7 @@ Maintenance happens once per tick, counted in iterations (G steps), as in edm/st
 every `log_every` a stats record, every `checkpoint_every` a checkpoint (and every
 `sample_every` checkpoints a sample sheet), and the collapse rule on every record. Rank 0
 writes everything into the run store and logs the progress lines (`biggan.train`); every rank
-reports.
+reports. What a tick does (the record, the checkpoint save, sample sheets) is biggan.train.maintenance.
 
 Collapse (Section 4: stop just after, score "the checkpoint saved just before"): the loop keeps
 the last healthy record (one that tripped neither rule) and the onset (the first tripping
@@ -30,10 +30,8 @@ checkpoint at the next step boundary after a preemption notice, which does not r
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,21 +40,12 @@ import torch
 from biggan.config import ExperimentConfig
 from biggan.data.verify import check_shards
 from biggan.experiment import check_remedies
-from biggan.models import Generator
-from biggan.models.batchnorm import LocalReducer, set_bn_reducer
-from biggan.models.spectral import singular_values
 from biggan.runs import RunStore
-from biggan.runs.tensorboard import EventWriter
 from biggan.train import dist
 from biggan.train.context import TrainContext
 from biggan.train.elastic import PreemptionWatch, note_world, record_preemption, workers_text
-from biggan.train.monitor import (
-    flatten_singular_values,
-    frobenius_norms,
-    layer_grad_norms,
-    progress_line,
-    top_singular_values,
-)
+from biggan.train.maintenance import average_over_ranks, checkpoint_tick, close_stream, tick_record
+from biggan.train.monitor import progress_line
 from biggan.train.recovery import Health, effective_config, pick_checkpoint, roll_back
 from biggan.train.state import TrainingState, broadcast_initial_weights, build_training_state, start_from_source
 from biggan.train.step import TrainStep
@@ -70,7 +59,6 @@ from biggan.train.streams import (  # noqa: F401 - LatentSampler and segment_see
 )
 
 HEARTBEAT_S = 60.0  # rank 0 refreshes status.json at least this often (`biggan runs` tells stale runs)
-PER_LAYER = ("sv/", "fro/", "grad_norm/G/", "grad_norm/D/")  # per-layer record keys, left out of meta.json
 
 log = logging.getLogger("biggan.train")
 
@@ -173,18 +161,19 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn: RealStreamF
             # Checkpoint now without reseeding the streams: a resume from here reads what an uninterrupted run reads.
             data = streams.checkpoint_data(iteration, mid_segment=True)  # collective
             if rank == 0:
-                _save(store, state, cfg, iteration, world, micro_batch, {"iteration": iteration, "preemption": notice},
-                      health, sheet=False, board=board, data=data)
+                checkpoint_tick(store, state, cfg, iteration, world, micro_batch,
+                                {"iteration": iteration, "preemption": notice}, health, sheet=False, board=board,
+                                data=data)
                 record_preemption(store, iteration, notice, world)
                 status("running", iteration)
         if not (is_log or is_ckpt):
             continue
 
-        metrics = _average_over_ranks(metrics, device)
+        metrics = average_over_ranks(metrics, device)
         now = time.perf_counter()
         its_per_s = (iteration - tick_iteration) / max(now - tick_time, 1e-9)
         tick_time, tick_iteration = now, iteration
-        record, verdict = _record(iteration, metrics, its_per_s, state, cfg, rollbacks)
+        record, verdict = tick_record(iteration, metrics, its_per_s, state, cfg, rollbacks)
         record.update({f"data/{k}": v for k, v in skipped.items()})
         record.update(workers=world, max_workers=max(cfg.cluster.max_workers, world))
         if rank == 0:
@@ -219,7 +208,7 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn: RealStreamF
                 if rank == 0:
                     status("running", iteration)
                     store.write_spectra()
-                _close(step.real_batches)
+                close_stream(step.real_batches)
                 step.real_batches = streams.restart(iteration, rollbacks)
                 continue
             collapsed = True
@@ -241,13 +230,13 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn: RealStreamF
         if is_ckpt:
             checkpoints_saved += 1
             if rank == 0:
-                _save(store, state, cfg, iteration, world, micro_batch, record, health,
-                      sheet=checkpoints_saved % tcfg.sample_every == 0, board=board,
-                      data=streams.checkpoint_data(iteration, mid_segment=False))
+                checkpoint_tick(store, state, cfg, iteration, world, micro_batch, record, health,
+                                sheet=checkpoints_saved % tcfg.sample_every == 0, board=board,
+                                data=streams.checkpoint_data(iteration, mid_segment=False))
                 status("running", iteration)
                 beat = time.monotonic()
             # Restart the streams from (seed, stream, iteration): resume from here is exact.
-            _close(step.real_batches)
+            close_stream(step.real_batches)
             step.real_batches = streams.restart(iteration, rollbacks)
         ctx.report(record)
         # train.wall_budget_s: stop at the first checkpoint past the budget, every rank at once.
@@ -256,7 +245,7 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn: RealStreamF
             reason = f"wall budget of {tcfg.wall_budget_s:g} s reached at iteration {iteration}"
             break
 
-    _close(step.real_batches)
+    close_stream(step.real_batches)
     if board is not None:
         board.close()
     if rank == 0 and not collapsed:
@@ -266,82 +255,3 @@ def train(cfg: ExperimentConfig, ctx: TrainContext, real_batches_fn: RealStreamF
     return LoopResult(iteration=iteration, collapsed=collapsed, reason=reason, metrics=last_metrics,
                       rollbacks=rollbacks)
 
-
-def _record(iteration: int, metrics: dict[str, float], its_per_s: float, state: TrainingState,
-            cfg: ExperimentConfig, rollbacks: int = 0):
-    """The stats record of a log tick and the collapse rule's verdict on it."""
-    g_svs, d_svs = singular_values(state.G), singular_values(state.D)
-    record = {"iteration": iteration, **metrics,
-              "iterations_per_s": its_per_s,
-              # Images D sees per second: real images of every D step, all workers.
-              "images_per_s": its_per_s * cfg.train.batch_size * cfg.train.d_steps,
-              **flatten_singular_values("G", g_svs), **flatten_singular_values("D", d_svs),
-              # Appendix F: each layer's Frobenius norm and gradient norm (the gradients of the
-              # last D step and of the G step are still on the weights here).
-              **frobenius_norms(state.G, "G"), **frobenius_norms(state.D, "D"),
-              **_floats(layer_grad_norms(state.G, "G")), **_floats(layer_grad_norms(state.D, "D"))}
-    if rollbacks:
-        record["collapse/rollbacks"] = rollbacks
-    top = {f"G/{k}": v for k, v in top_singular_values(g_svs).items()}
-    top.update({f"D/{k}": v for k, v in top_singular_values(d_svs).items()})
-    verdict = state.detector.update(iteration, metrics["loss/D"], top, [metrics["loss/G"]])
-    record["collapse_tripped"] = verdict.tripped
-    return record, verdict
-
-
-def _save(store: RunStore, state: TrainingState, cfg: ExperimentConfig, iteration: int, world: int,
-          micro_batch: int, record: dict[str, Any], health: Health, sheet: bool, board: EventWriter,
-          data: dict[str, Any]) -> None:
-    """Rank 0's maintenance at a checkpoint tick: save, prune, status, sample sheet. `data`: what the
-    data streams record (biggan.train.streams.DataStreams.checkpoint_data)."""
-    tcfg = cfg.train
-    blob = state.state_dict(cfg, iteration, world, micro_batch)
-    blob["data"].update(data)
-    blob["health"] = health.state_dict()  # a resumed run must not take a tripping checkpoint for a healthy one
-    store.save_checkpoint(blob, {k: v for k, v in record.items() if not k.startswith(PER_LAYER)})
-    # The checkpoint a collapse would go back to (and Section 4 would score) outlives the pruning.
-    target = store.newest_at_or_before(health.last_healthy)
-    store.prune_checkpoints(tcfg.keep_checkpoints, protect=(target.name,) if target is not None else ())
-    store.write_spectra(onset=health.onset)
-    if sheet:
-        save_progress_samples(state.G_ema, cfg, store.sample_sheet(iteration), state.G.linear.weight.device)
-        board.log_sheet(iteration, store.sample_sheet(iteration))
-
-
-def _floats(values: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Device scalars to floats in one transfer."""
-    if not values:
-        return {}
-    return dict(zip(values, torch.stack(list(values.values())).tolist()))
-
-
-def save_progress_samples(G_ema: Generator, cfg: ExperimentConfig, target, device: torch.device) -> None:
-    """A sample sheet from a copy of G_ema with standing statistics (Appendix C.1), fixed z."""
-    from biggan.sampling.sheets import save_sample_sheet
-    from biggan.sampling.standing import standing_stats_
-
-    sampler_G = copy.deepcopy(G_ema)
-    set_bn_reducer(sampler_G, LocalReducer())
-    standing_stats_(sampler_G, cfg.model.num_classes, cfg.train.standing_stats_batches,
-                    min(cfg.train.batch_size, 64), None, device, prior=cfg.model.latent, seed=cfg.train.seed)
-    # Fixed classes and z (same seed every time) so consecutive sheets are comparable.
-    classes = list(range(min(cfg.model.num_classes, 10)))
-    save_sample_sheet(sampler_G, target, classes, 8, None, cfg.train.seed, prior=cfg.model.latent)
-
-
-def _close(stream: Iterator) -> None:
-    """Stop a real-image stream's loader workers now (test streams may be plain generators)."""
-    close = getattr(stream, "close", None)
-    if close is not None:
-        close()
-
-
-def _average_over_ranks(metrics: dict[str, float], device: torch.device) -> dict[str, float]:
-    """Mean of each scalar over ranks, so every rank sees (and judges collapse on) the same values."""
-    if not dist.is_distributed():
-        return dict(metrics)
-    keys = sorted(metrics)
-    values = torch.tensor([float(metrics[k]) for k in keys], dtype=torch.float64, device=device)
-    torch.distributed.all_reduce(values)
-    values /= dist.world_size()
-    return dict(zip(keys, values.tolist()))

@@ -43,7 +43,6 @@ from biggan.models.layers import set_head_dropout
 from biggan.models.spectral import extra_singular_values, sn_layers
 from biggan.train import dist
 from biggan.train.ada import AdaState
-from biggan.train.allocator import keep_freed_memory
 from biggan.train.augment import Augmenter
 from biggan.train.ema import EMA
 from biggan.train.losses import LeCamAnchors, hinge_d, hinge_g, lecam_penalty, r1_penalty
@@ -104,8 +103,6 @@ class TrainStep:
         self._g_layers, self._d_layers = sn_layers(G), sn_layers(D)
         self._sn_layers = self._g_layers + self._d_layers
         self.configure(cfg)
-        if device.type == "cpu":  # reuse freed activations instead of page-faulting them in again
-            keep_freed_memory()
         if cfg.accumulation > 1 and any(isinstance(bn.reducer, CrossReplicaReducer) for bn in batchnorms(G)):
             if dist.rank() == 0:  # one line per run, not one per worker
                 log.warning("train.accumulation=%d with cross-replica BN: G's batch statistics are taken over "

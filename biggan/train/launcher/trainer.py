@@ -32,6 +32,7 @@ from biggan.data.verify import usable_shards
 from biggan.files import source_fingerprint
 from biggan.logs import log_to_console
 from biggan.runs import RunNotFound, RunStore
+from biggan.train.allocator import keep_freed_memory
 from biggan.train.context import LocalContext
 from biggan.train.launcher.cluster import connect_ray, ray_job_metadata, torch_config
 from biggan.train.launcher.local_ray import worker_env as loopback_env
@@ -108,6 +109,8 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     _quiet_report_log()
     check_same_code(loop_config.get("code"))
     cfg = ExperimentConfig.model_validate(loop_config["config"])
+    if not cfg.cluster.use_gpu:
+        keep_freed_memory()  # once, where the worker process starts (biggan.train.allocator: why)
     train(cfg, RayTrainContext())
 
 
@@ -129,6 +132,8 @@ def launch_training(cfg: ExperimentConfig) -> TrainResult:
     store.write_options(cfg.model_dump(mode="json"))  # before any worker: the run exists from here
     if cfg.cluster.num_workers == 0:
         device = torch.device("cuda" if cfg.cluster.use_gpu and torch.cuda.is_available() else "cpu")
+        if device.type == "cpu":  # process-wide, idempotent: a caller that did not start with it gets it here
+            keep_freed_memory()
         result = train(cfg, LocalContext(device))
         return TrainResult(run=store.uri, checkpoint=_to_evaluate(store), metrics=result.metrics)
 

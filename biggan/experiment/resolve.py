@@ -1,19 +1,7 @@
 """From what a user typed (preset, overrides, shards, name, resume) to one validated
-ExperimentConfig, before any Ray worker or Prefect task starts: the CLI (`--dry-run`
-included) and the `train-biggan` flow both call `resolve_experiment`. No Ray here.
-
-- A new run gets a new name (`--name`, else `00007-<preset>`) and never lands in an old run.
-- `model.resolution` and `model.num_classes` default to the shard set's dataset.json; an
-  explicit value that conflicts stops here with both values.
-- Resuming is explicit (`resume=NAME|latest|URI`): the run's own options.json is the base, and
-  only the keys in SAFE_ON_RESUME may change; any other difference stops here, naming the keys.
-- A new run may start from another run's weights (`init_from`, `train.init_from`): the source is
-  resolved here to one checkpoint whose files match its manifest (the loop checks the sha256 when
-  it loads them), and its run's model config becomes the new run's, except `num_classes`, which
-  follows the new shard set. Not a resume: it cannot be combined with one.
-- A collapse remedy (`train.collapse.remedies`, applied by a rollback mid-run) names only keys
-  that may change on resume and that a running worker group can change (not REMEDY_FIXED); a bad
-  one stops here, in one line naming it, before anything starts.
+ExperimentConfig, before any Ray worker or Prefect task starts: `resolve_experiment`, which the
+CLI (`--dry-run` included) and the `train-biggan` flow both call (what the package does is in
+biggan/experiment/__init__.py; what may change on a resume is biggan.experiment.changes). No Ray here.
 """
 
 from __future__ import annotations
@@ -25,118 +13,12 @@ from biggan.config.cluster import default_streams
 from biggan.config.data import NO_SHARDS
 from biggan.data.info import DatasetInfo, load_dataset_info
 from biggan.data.verify import usable_shards
+from biggan.experiment.changes import changed_keys, check_remedies, safe_on_resume
 from biggan.presets import get_preset
 from biggan.runs import CheckpointDamaged, RunNotFound
 from biggan.runs.naming import find_checkpoint, find_run, next_run_name
 from biggan.runs.store import RunStore
 from biggan.storage import location, normalize
-
-# Keys that may change when a run resumes, and take effect there (the loop re-applies learning
-# rates, betas and eps to the restored optimizers). A dotted prefix ending in "." covers a section.
-# Everything else (architecture, data, batch, seed, losses) would make the resumed run a
-# different experiment from the one its checkpoints belong to. train.init_from is deliberately
-# absent: it names the weights the run started from.
-#
-# Section 4's conditioning knobs are here too (a rollback remedy changes them mid-run): R1,
-# dropout, L2 and ortho on D, D's betas, sigma_0's regularisation or clamp on G. SN on or off
-# (model.g_sn / model.d_sn) is not: the same weights compute another function without it.
-#
-# The small-data tools (train.augment, train.lecam) are too, like R1: they change what D is shown
-# and penalised, not what G and D are, and a rollback may turn one on as a remedy. ADA's p and
-# LeCam's anchors travel in the checkpoint; a resumed adaptive run keeps its p, not ada_p.
-SAFE_ON_RESUME = (
-    "train.wall_budget_s", "train.augment.", "train.lecam.",
-    "train.iterations", "train.g_lr", "train.d_lr", "train.betas", "train.adam_eps", "train.ema_decay",
-    "train.d_betas", "train.d_r1_gamma", "train.d_r1_every", "train.d_dropout_keep", "train.d_weight_decay",
-    "train.d_ortho_beta", "train.g_sigma.",
-    "train.accumulation", "train.precision", "train.channels_last",
-    "train.checkpoint_every", "train.keep_checkpoints", "train.best_metric", "train.best_mode",
-    "train.log_every", "train.sample_every", "train.standing_stats_batches", "train.collapse.",
-    "data.loader_workers", "data.shuffle_buffer", "cluster.", "eval.",
-)
-
-
-# What a resume may change but a rollback remedy may not: a running worker group keeps its
-# workers, data streams, arithmetic and memory format; and a remedy does not rewrite the rule
-# that applies the remedies.
-REMEDY_FIXED = ("cluster.", "data.", "eval.", "train.collapse.", "train.precision", "train.channels_last",
-                "train.accumulation")
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
-def flat_config(cfg: ExperimentConfig) -> dict[str, Any]:
-    """Dotted key -> JSON value of every field of `cfg`."""
-    return _flatten(cfg.model_dump(mode="json"))
-
-
-def _safe(key: str) -> bool:
-    return any(key == s or (s.endswith(".") and key.startswith(s)) for s in SAFE_ON_RESUME)
-
-
-# Where a run is, not what it is: a run copied to another store resumes there.
-_LOCATION_KEYS = {"run_root", "name"}
-
-
-def remedy_refusal(key: str) -> str | None:
-    """Why a remedy may not change `key` mid-run (None: it may)."""
-    if not _safe(key):
-        return (f"{key} cannot change mid-run: it defines the experiment the run's checkpoints belong to "
-                f"(architecture, data, batch, seed or losses)")
-    if any(key == s or (s.endswith(".") and key.startswith(s)) for s in REMEDY_FIXED):
-        return f"{key} cannot change mid-run: a running worker group keeps it (change it on a resume instead)"
-    return None
-
-
-def apply_remedy(cfg: ExperimentConfig, remedy: dict[str, Any]) -> tuple[ExperimentConfig, dict[str, list[Any]]]:
-    """`cfg` with one remedy's overrides, and what changed: {key: [before, after]} (JSON values)."""
-    after = apply_overrides(cfg, remedy)
-    a, b = flat_config(cfg), flat_config(after)  # type: ignore[arg-type]
-    return after, {key: [a.get(key), b.get(key)] for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)}  # type: ignore[return-value]
-
-
-def check_remedies(cfg: ExperimentConfig) -> None:
-    """Every remedy of train.collapse.remedies names known keys a rollback may change, with valid
-    values (applied in turn, as rollbacks apply them); ConfigError in one line naming the first bad one."""
-    check_conditioning(cfg)
-    current = cfg
-    for index, remedy in enumerate(cfg.train.collapse.remedies):
-        where = f"train.collapse.remedies[{index}]"
-        if not remedy:
-            raise ConfigError(f"{where} is empty: name the keys it changes (a rollback without a remedy is a later "
-                              f"one than the list)")
-        try:
-            current, _changed = apply_remedy(current, remedy)
-        except ConfigError as err:
-            raise ConfigError(f"{where}: {err}") from None
-        refused = next((why for key in remedy if (why := remedy_refusal(key)) is not None), None)
-        if refused is not None:
-            raise ConfigError(f"{where}: {refused}")
-        try:
-            check_conditioning(current)
-        except ConfigError as err:
-            raise ConfigError(f"{where}: {err}") from None
-
-
-def check_conditioning(cfg: ExperimentConfig) -> None:
-    """Settings of Section 4's knobs that only conflict across sections of the config."""
-    sigma = cfg.train.g_sigma
-    if sigma.mode == "reg" and sigma.target == "ratio" and cfg.model.sn_tracked_svs < 2:
-        raise ConfigError("train.g_sigma.target=ratio regularises toward r x sigma_1, which needs "
-                          f"model.sn_tracked_svs >= 2 (it is {cfg.model.sn_tracked_svs})")
-
-
-def changed_keys(before: ExperimentConfig, after: ExperimentConfig) -> list[str]:
-    a, b = _flatten(before.model_dump(mode="json")), _flatten(after.model_dump(mode="json"))
-    return sorted(key for key in set(a) | set(b) if a.get(key) != b.get(key) and key not in _LOCATION_KEYS)
 
 
 def shard_pairs(shards: str) -> dict[str, Any]:
@@ -294,7 +176,7 @@ def _resume(ref: str, pairs: dict[str, Any], store: str | None) -> ExperimentCon
     # The run stays where it is, under its own name: both follow from its location.
     pairs = {**pairs, "run_root": run.location.parent.uri, "name": run.name}
     resumed = _normalized(apply_overrides(base, pairs))  # type: ignore[arg-type]
-    refused = [key for key in changed_keys(base, resumed) if not _safe(key)]
+    refused = [key for key in changed_keys(base, resumed) if not safe_on_resume(key)]
     if refused:
         raise ConfigError(f"cannot resume {run.uri} with {', '.join(refused)} changed: they define the "
                           f"experiment its checkpoints belong to (start a new run instead)")
