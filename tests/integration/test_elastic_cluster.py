@@ -13,7 +13,7 @@ The final G, D and G_ema agree with an uninterrupted 3-worker run of the same se
 TOLERANCE, not bit for bit: while on 2 workers the gradient all-reduce and cross-replica BN's statistics sum
 another number of partial sums, so the gradients differ in their last bits, and Adam turns the last bits of
 near-zero gradients (the conv biases a BN cancels) into steps of up to lr that a GAN's dynamics carry on
-(docs/elastic.md). The measure is tests/unit/test_elastic_worlds.py's: the distance between the two runs'
+(docs/elastic.md). The measure is tests/support/divergence.py's: the distance between the two runs'
 parameters over the distance training moved them from their initial values, per network. How far the last bits
 are carried depends on the dynamics, so the tolerance is stated for these settings: measured 0.008 / 0.005 /
 0.005 (G / D / G_ema) with 10 of the 60 iterations on 2 workers (two runs, 0.008 / 0.0045 / 0.0054 in the
@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from pyarrow import fs as pafs
 
 from biggan.config import apply_overrides
@@ -44,6 +43,7 @@ from biggan.presets import digits32
 from biggan.runs import RunStore
 from biggan.train.context import LocalContext
 from biggan.train.loop import train
+from tests.support.divergence import divergence
 from tests.support.ray_nodes import local_cluster
 from tests.support.seaweedfs import seaweed_s3
 
@@ -62,17 +62,6 @@ SETTINGS = {"train.iterations": ITERATIONS, "train.checkpoint_every": 5, "train.
             "cluster.max_failures": 3, "train.collapse.enabled": False}
 TRAIN = [arg for key, value in SETTINGS.items() for arg in ("--set", f"{key}={value}")]
 TIMEOUT = 420
-
-
-def _divergence(a: dict, b: dict, initial: dict[str, torch.nn.Module]) -> dict[str, float]:
-    """Per network: the distance between `a`'s and `b`'s parameters over the distance training moved `a`'s."""
-    out = {}
-    for net, module in initial.items():
-        start = dict(module.named_parameters())
-        apart = sum(float(((a[net][n] - b[net][n]) ** 2).sum()) for n in start) ** 0.5
-        moved = sum(float(((a[net][n] - p.detach()) ** 2).sum()) for n, p in start.items()) ** 0.5
-        out[net] = apart / moved
-    return out
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -199,7 +188,7 @@ def test_three_node_run_shrinks_when_a_node_goes_and_grows_back_when_one_comes(
         b = store.load_state(store.checkpoint(str(ITERATIONS)))
         c = RunStore(other.run_uri).load_state(RunStore(other.run_uri).checkpoint(str(ITERATIONS)))
         initial = {"G": G, "D": D, "G_ema": G}
-        apart, control = _divergence(a, b, initial), _divergence(a, c, initial)
+        apart, control = divergence(a, b, initial), divergence(a, c, initial)
         print(f"apart {({k: round(v, 3) for k, v in apart.items()})}, "
               f"another data order {({k: round(v, 3) for k, v in control.items()})}")
         assert all(r["workers"] == 3 for r in fixed.stats.read() if "event" not in r)

@@ -28,6 +28,7 @@ from biggan.presets import digits32
 from biggan.runs import RunStore
 from biggan.train.context import LocalContext
 from biggan.train.loop import train
+from tests.support.divergence import divergence
 from tests.support.sockets import free_port
 
 # ||a - b|| / ||a - initial weights|| over each network's parameters after 20 iterations.
@@ -66,18 +67,6 @@ def _final(cfg: ExperimentConfig) -> dict:
     return store.load_state(store.checkpoint(str(ITERATIONS)))
 
 
-def _divergence(a: dict, b: dict, initial: dict[str, torch.nn.Module]) -> dict[str, float]:
-    """Per network: how far apart the parameters of `a` and `b` are, over how far training moved `a`'s from
-    `initial` (buffers such as singular vectors and running statistics left out)."""
-    out = {}
-    for net, module in initial.items():
-        start = dict(module.named_parameters())
-        apart = sum(float(((a[net][n] - b[net][n]) ** 2).sum()) for n in start) ** 0.5
-        moved = sum(float(((a[net][n] - p.detach()) ** 2).sum()) for n, p in start.items()) ** 0.5
-        out[net] = apart / moved
-    return out
-
-
 @pytest.mark.slow
 def test_one_two_and_shrunk_and_grown_worker_groups_train_alike(digits_shards, tmp_path, one_thread):
     shards = digits_shards["train"]
@@ -97,8 +86,8 @@ def test_one_two_and_shrunk_and_grown_worker_groups_train_alike(digits_shards, t
     G, D = build_models(one.model, seeded(one.train.seed))
     initial = {"G": G, "D": D}
     a, b, c, d = (_final(cfg) for cfg in (one, two, _cfg(tmp_path, shards, "elastic"), other))
-    apart = {"two": _divergence(a, b, initial), "elastic": _divergence(a, c, initial),
-             "other data": _divergence(a, d, initial)}
+    apart = {"two": divergence(a, b, initial), "elastic": divergence(a, c, initial),
+             "other data": divergence(a, d, initial)}
     print({k: {net: round(v, 3) for net, v in d.items()} for k, d in apart.items()})
     assert max(apart["two"].values()) <= TOLERANCE, f"1 and 2 workers trained differently: {apart}"
     assert max(apart["elastic"].values()) <= TOLERANCE, f"the run that shrank and grew trained differently: {apart}"
