@@ -61,7 +61,7 @@ def render_markdown(report: dict) -> str:
         rows = part.get("rows") or []
         if rows:
             keys = list(dict.fromkeys(k for row in rows for k in row))
-            lines += ["", "| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+            lines += ["", "| " + " | ".join(_cell(k) for k in keys) + " |", "|" + "---|" * len(keys)]
             lines += ["| " + " | ".join(_cell(row.get(k, "")) for k in keys) + " |" for row in rows]
         for title, text in (part.get("tables") or {}).items():
             lines += ["", f"{title}:", "", "```", text.rstrip(), "```"]
@@ -74,7 +74,7 @@ def render_markdown(report: dict) -> str:
 def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
-    return str(value).replace("|", "/")
+    return str(value).replace("|", "\\|")  # a literal bar inside a markdown table cell
 
 
 def write_report(out: Path, report: dict) -> None:

@@ -140,7 +140,7 @@ def part_eval(rec: Recorder, device: torch.device, args) -> None:
              f"{classes} classes; evaluated in fp32 on {device.type}; eval batch {batch}, {passes} standing passes "
              f"(the presets use up to 100: that stage scales with the passes)")
     rec.note("inception-v3-compat here has RANDOM weights (seed 0): nothing can be downloaded on the GPU machine; "
-             "its IS/FID are timings only, not scores comparable with published ones")
+             "its IS/FID are timings only (untrained, its features barely vary: expect IS near 1 and FID near 0)")
     weights = random_inception_weights(work / "pt_inception-random.pth")
     for extractor in ("dataset-classifier", "inception-v3-compat"):
         if rec.left() < 20:
