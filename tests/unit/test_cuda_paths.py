@@ -12,51 +12,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from biggan.models.batchnorm import CrossReplicaReducer
-from tests.unit.test_models_batchnorm import _zero_cbn
+from tests.unit.test_models_batchnorm import _cross_replica_rank
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run with -m cuda there)")]
-
-PER_RANK = 6  # each replica's batch; the reference sees world x PER_RANK in one process
-
-
-def _cross_replica_rank_cuda(rank: int, world: int, init_file: str) -> None:
-    """One of `world` gloo processes on CUDA tensors: its part of a seeded batch through a cBN with
-    the cross-replica reducer equals BatchNorm2d over the whole (world x bigger) batch in one process."""
-    import torch.distributed as dist
-    from torch import nn
-
-    device = torch.device("cuda", 0)  # both ranks share the one GPU: gloo moves CUDA tensors itself
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
-        torch.manual_seed(3)  # the same global batch on every rank
-        x = (torch.randn(PER_RANK * world, 8, 6, 6) * 2 + 0.5).to(device)
-        upstream = torch.randn_like(x)
-        ref = nn.BatchNorm2d(8, eps=1e-4, momentum=0.1).to(device)
-        whole = x.clone().requires_grad_(True)
-        expected = ref(whole)
-        (expected * upstream).sum().backward()
-        mine = slice(PER_RANK * rank, PER_RANK * (rank + 1))
-        cbn = _zero_cbn(8, 2, 1e-4).to(device)
-        cbn.bn.reducer = CrossReplicaReducer()
-        part = x[mine].clone().requires_grad_(True)
-        out = cbn(part, torch.zeros(PER_RANK, 2, device=device))
-        (out * upstream[mine]).sum().backward()
-        assert out.is_cuda and part.grad.is_cuda
-        torch.testing.assert_close(out.detach(), expected.detach()[mine], atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(part.grad, whole.grad[mine], atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(cbn.bn.running_mean, ref.running_mean, atol=1e-6, rtol=1e-6)
-        torch.testing.assert_close(cbn.bn.running_var, ref.running_var, atol=1e-5, rtol=1e-5)
-    finally:
-        dist.destroy_process_group()
-
 
 @pytest.mark.timeout(180)
 def test_cross_replica_bn_over_two_gloo_processes_on_cuda_tensors_equals_one_process_with_the_doubled_batch(tmp_path):
     import torch.multiprocessing as mp
 
-    mp.spawn(_cross_replica_rank_cuda, args=(2, str(tmp_path / "pg")), nprocs=2, join=True)
+    mp.spawn(_cross_replica_rank, args=(2, str(tmp_path / "pg"), "cuda", 6, 8), nprocs=2, join=True)
 
 
 def test_auto_precision_is_bf16_on_a_gpu_with_bf16():

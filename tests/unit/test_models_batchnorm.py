@@ -103,27 +103,30 @@ def test_reducer_passed_at_construction():
     assert all(layer.reducer is reducer for layer in batchnorms(G))
 
 
-def _cross_replica_rank(rank: int, world: int, init_file: str) -> None:
-    """One of `world` gloo processes: its quarter of a seeded batch through a cBN with the
-    cross-replica reducer must give what BatchNorm2d gives on the whole batch."""
+def _cross_replica_rank(rank: int, world: int, init_file: str, device: str = "cpu", per_rank: int = 4,
+                        channels: int = 3) -> None:
+    """One of `world` gloo processes: its part of a seeded batch through a cBN with the cross-replica
+    reducer must give what BatchNorm2d gives on the whole batch in one process. `device="cuda"`:
+    both ranks on the one GPU, gloo moving the CUDA tensors itself (tests/unit/test_cuda_paths.py)."""
     import torch.distributed as dist
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         torch.manual_seed(2)  # the same data on every rank
-        x = torch.randn(4 * world, 3, 5, 5) * 2 + 0.5
+        x = (torch.randn(per_rank * world, channels, 5, 5) * 2 + 0.5).to(device)
         upstream = torch.randn_like(x)
-        ref = nn.BatchNorm2d(3, eps=1e-4, momentum=0.1)
+        ref = nn.BatchNorm2d(channels, eps=1e-4, momentum=0.1).to(device)
         whole = x.clone().requires_grad_(True)
         expected = ref(whole)
         (expected * upstream).sum().backward()
-        mine = slice(4 * rank, 4 * rank + 4)
-        cbn = _zero_cbn(3, 2, 1e-4)
+        mine = slice(per_rank * rank, per_rank * (rank + 1))
+        cbn = _zero_cbn(channels, 2, 1e-4).to(device)
         cbn.bn.reducer = CrossReplicaReducer()
         part = x[mine].clone().requires_grad_(True)
-        out = cbn(part, torch.zeros(4, 2))
+        out = cbn(part, torch.zeros(per_rank, 2, device=device))
         (out * upstream[mine]).sum().backward()
+        assert out.device == part.grad.device == x.device
         torch.testing.assert_close(out.detach(), expected.detach()[mine], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(part.grad, whole.grad[mine], atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(cbn.bn.running_mean, ref.running_mean, atol=1e-6, rtol=1e-6)
