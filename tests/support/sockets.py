@@ -11,12 +11,21 @@ from dataclasses import dataclass
 
 import psutil  # a dependency of biggan itself (its reaper), so no fallback to Ray's vendored copy
 
+_HANDED_OUT: set[int] = set()
+
 
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (the kernel picks it; a server started right after takes it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port free on 127.0.0.1 now (the kernel picks it; a server started right after takes it),
+    never one this process handed out before: the kernel may pick a port again once its probe socket
+    is closed, and a server given two roles on one port (SeaweedFS's master and S3 gateway were) dies
+    with "address already in use"."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 @dataclass(frozen=True)
