@@ -41,7 +41,6 @@ def worker(variant: str, preset: str, batch: int | None, device: str, iterations
     import torch
 
     torch.set_num_threads(threads)
-    sys.path.insert(0, str(HERE))
     from train_step import build_step
 
     dev = torch.device(device)

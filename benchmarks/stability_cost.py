@@ -45,7 +45,6 @@ def worker(variant: str, preset: str, iterations: int, warmup: int, threads: int
     import torch
 
     torch.set_num_threads(threads)
-    sys.path.insert(0, str(HERE))
     from train_step import build_step
 
     from biggan.models.spectral import singular_values
